@@ -1,0 +1,273 @@
+"""Typed run configuration: one frozen dataclass, YAML presets, ``key=value`` overrides.
+
+Resolution order (later wins): field defaults < algorithm preset < task preset < overrides.
+Task presets may tune learning settings for their task (the two-step preset carries the
+paper's settings) but may not change the algorithm's identity (``mixer``); see
+:data:`ALGORITHM_KEYS`. Unknown keys, wrong types and out-of-range values raise
+:class:`ConfigError` with a one-line message that names the nearest valid key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any, Literal
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration problem, with a one-line message that says what to do."""
+
+
+def _doc(text: str, default: Any) -> Any:
+    """A dataclass field with a default and a one-line description."""
+    if isinstance(default, dict):
+        return field(default_factory=lambda: dict(default), metadata={"doc": text})
+    return field(default=default, metadata={"doc": text})
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a run needs. Defaults follow PyMARL's QMIX where one exists."""
+
+    # -- what to run ------------------------------------------------------------------------
+    algo: str = _doc("algorithm preset name (informational once resolved)", "qmix")
+    task: str = _doc("task name from `qmix presets`, or 'module:factory'", "two_step")
+    env_args: dict[str, Any] = _doc("keyword arguments for the task's factory", {})
+    seed: int = _doc("seed for torch, exploration and environment resets", 0)
+    total_env_steps: int = _doc("training budget in environment steps (transitions)", 10_000)
+    n_envs: int = _doc("episodes collected in lockstep per collection call", 1)
+    # -- agent network ----------------------------------------------------------------------
+    agent: Literal["rnn", "mlp"] = _doc("agent network: rnn (Linear-ReLU-GRU-Linear) or mlp", "rnn")
+    agent_hidden_dim: int = _doc("hidden width H of the agent network", 64)
+    obs_last_action: bool = _doc("append the one-hot previous action to agent inputs", True)
+    obs_agent_id: bool = _doc("append the one-hot agent index to agent inputs", True)
+    share_agent_params: bool = _doc("one network shared by all agents (else one per agent)", True)
+    # -- mixer ------------------------------------------------------------------------------
+    mixer: Literal["qmix", "vdn", "none"] = _doc("qmix, vdn, or none (IQL)", "qmix")
+    mixer_input: Literal["state", "obs_concat"] = _doc(
+        "mixer conditioning: env state, or the concatenated agent observations", "state"
+    )
+    mixing_embed_dim: int = _doc("QMIX mixing-layer width E", 32)
+    hypernet_layers: int = _doc("depth of the weight hypernetworks: 1 or 2", 1)
+    hypernet_embed_dim: int = _doc("hidden width of 2-layer weight hypernetworks", 64)
+    # -- learner ----------------------------------------------------------------------------
+    gamma: float = _doc("discount factor", 0.99)
+    td_lambda: float = _doc("TD(lambda) mixing; 0 is one-step TD", 0.0)
+    double_q: bool = _doc("select target actions with the online network (double Q)", True)
+    optimizer: Literal["rmsprop", "adam"] = _doc("optimiser", "rmsprop")
+    lr: float = _doc("learning rate", 5e-4)
+    optim_alpha: float = _doc("RMSprop smoothing constant (PyMARL: 0.99)", 0.99)
+    optim_eps: float = _doc("optimiser epsilon (PyMARL: 1e-5)", 1e-5)
+    grad_norm_clip: float = _doc("clip the gradient's global norm to this", 10.0)
+    batch_size_episodes: int = _doc("episodes per training batch", 32)
+    buffer_capacity_episodes: int = _doc("replay capacity in episodes", 5000)
+    updates_per_collect: int = _doc("gradient updates after each collection call", 1)
+    target_update: Literal["hard", "soft"] = _doc("hard copy every K episodes, or soft (tau)", "hard")
+    target_update_interval_episodes: int = _doc("K: episodes between hard target copies", 200)
+    target_tau: float = _doc("soft target update rate per gradient update", 0.005)
+    # -- exploration ------------------------------------------------------------------------
+    epsilon_start: float = _doc("epsilon at step 0", 1.0)
+    epsilon_finish: float = _doc("epsilon after the anneal", 0.05)
+    epsilon_anneal_env_steps: int = _doc("env steps of the linear epsilon anneal", 50_000)
+    # -- evaluation and logging -------------------------------------------------------------
+    test_interval_env_steps: int = _doc("env steps between greedy test evaluations", 2_000)
+    test_episodes: int = _doc("greedy episodes per test evaluation", 32)
+    log_interval_env_steps: int = _doc("env steps between progress lines", 2_000)
+    runs_dir: str = _doc("parent folder of run directories", "runs")
+    device: str = _doc("torch device for learning: cpu or cuda", "cpu")
+    torch_threads: int = _doc("torch CPU threads per process (1 is fastest on small nets)", 1)
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data view (YAML/JSON serialisable)."""
+        return dataclasses.asdict(self)
+
+
+FIELDS: dict[str, dataclasses.Field[Any]] = {f.name: f for f in dataclasses.fields(Config)}
+ALGORITHM_KEYS = frozenset({"mixer"})
+"""Keys a task preset may not set: they define the algorithm, not the task."""
+
+
+def field_doc(name: str) -> str:
+    """One-line description of a config field."""
+    return str(FIELDS[name].metadata.get("doc", ""))
+
+
+# -- validation ------------------------------------------------------------------------------
+_POSITIVE_INTS = (
+    "total_env_steps n_envs agent_hidden_dim mixing_embed_dim hypernet_embed_dim "
+    "batch_size_episodes buffer_capacity_episodes updates_per_collect "
+    "target_update_interval_episodes epsilon_anneal_env_steps test_interval_env_steps "
+    "log_interval_env_steps torch_threads"
+).split()
+_UNIT_INTERVAL = ("gamma", "td_lambda", "target_tau", "epsilon_start", "epsilon_finish")
+
+
+def _validate(cfg: Config) -> None:
+    hints = typing.get_type_hints(Config)
+    for name, hint in hints.items():
+        _check_type(name, getattr(cfg, name), hint)
+    for name in _POSITIVE_INTS:
+        if getattr(cfg, name) < 1:
+            raise ConfigError(f"{name} must be >= 1, got {getattr(cfg, name)}")
+    for name in _UNIT_INTERVAL:
+        if not 0.0 <= getattr(cfg, name) <= 1.0:
+            raise ConfigError(f"{name} must be in [0, 1], got {getattr(cfg, name)}")
+    if cfg.test_episodes < 0:
+        raise ConfigError(f"test_episodes must be >= 0, got {cfg.test_episodes}")
+    if cfg.hypernet_layers not in (1, 2):
+        raise ConfigError(f"hypernet_layers must be 1 or 2, got {cfg.hypernet_layers}")
+    if cfg.lr <= 0 or cfg.optim_eps <= 0 or cfg.grad_norm_clip <= 0:
+        raise ConfigError("lr, optim_eps and grad_norm_clip must be > 0")
+    if cfg.batch_size_episodes > cfg.buffer_capacity_episodes:
+        raise ConfigError(
+            f"batch_size_episodes ({cfg.batch_size_episodes}) exceeds "
+            f"buffer_capacity_episodes ({cfg.buffer_capacity_episodes})"
+        )
+    if cfg.device not in ("cpu", "cuda") and not cfg.device.startswith("cuda:"):
+        raise ConfigError(f"device must be 'cpu' or 'cuda[:i]', got {cfg.device!r}")
+
+
+def _check_type(name: str, value: Any, hint: Any) -> None:
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        choices = typing.get_args(hint)
+        if value not in choices:
+            raise ConfigError(f"{name} must be one of {', '.join(map(str, choices))}; got {value!r}")
+        return
+    if origin in (dict, typing.Dict):  # noqa: UP006
+        if not isinstance(value, dict):
+            raise ConfigError(f"{name} must be a mapping, got {type(value).__name__}")
+        return
+    if origin in (types.UnionType, typing.Union):
+        return
+    ok = {
+        bool: lambda v: isinstance(v, bool),
+        int: lambda v: isinstance(v, int) and not isinstance(v, bool),
+        float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+        str: lambda v: isinstance(v, str),
+    }[hint](value)
+    if not ok:
+        raise ConfigError(f"{name} must be {hint.__name__}, got {value!r} ({type(value).__name__})")
+
+
+# -- presets and overrides -------------------------------------------------------------------
+def _preset_names(kind: str) -> list[str]:
+    folder = resources.files("qmix.presets").joinpath(kind)
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def algorithm_presets() -> list[str]:
+    """Names of the shipped algorithm presets."""
+    return _preset_names("algos")
+
+
+def task_presets() -> list[str]:
+    """Names of the shipped task presets."""
+    return _preset_names("tasks")
+
+
+def load_preset(kind: Literal["algos", "tasks"], name: str) -> dict[str, Any]:
+    """Read a preset's overrides; the ``description`` entry is returned under that key."""
+    names = _preset_names(kind)
+    if name not in names:
+        label = "algorithm" if kind == "algos" else "task"
+        raise ConfigError(f"unknown {label} {name!r}{_suggest(name, names)}; see `qmix presets`")
+    text = resources.files("qmix.presets").joinpath(kind, f"{name}.yaml").read_text()
+    data = yaml.safe_load(text) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"preset {kind}/{name}.yaml must be a mapping")
+    return data
+
+
+def _suggest(key: str, options: list[str] | frozenset[str] | dict[str, Any]) -> str:
+    close = difflib.get_close_matches(key, list(options), n=3, cutoff=0.5)
+    return f" (did you mean {', '.join(close)}?)" if close else ""
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """Split ``key=value``; the value is parsed as YAML (``1e-3``, ``true``, ``[1, 2]``)."""
+    key, sep, raw = item.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"override {item!r} is not key=value")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    # YAML reads 5e-4 as a string (it wants 5.0e-4); accept what Python accepts.
+    if isinstance(value, str):
+        try:
+            value = float(value) if any(c in value for c in ".eE") else int(value)
+        except ValueError:
+            pass
+    return key.strip(), value
+
+
+def _apply(merged: dict[str, Any], updates: dict[str, Any], source: str) -> None:
+    for key, value in updates.items():
+        head, _, sub = key.partition(".")
+        if head not in FIELDS:
+            raise ConfigError(f"unknown config key {head!r} in {source}{_suggest(head, FIELDS)}")
+        if sub:
+            if head != "env_args":
+                raise ConfigError(f"{key!r} in {source}: only env_args takes dotted keys")
+            merged["env_args"] = {**merged.get("env_args", {}), sub: value}
+        elif head == "env_args" and isinstance(value, dict):
+            merged["env_args"] = {**merged.get("env_args", {}), **value}
+        else:
+            if isinstance(value, int) and not isinstance(value, bool):
+                if FIELDS[head].type in ("float", float):
+                    value = float(value)
+            merged[key] = value
+
+
+def make_config(
+    algo: str,
+    task: str,
+    overrides: dict[str, Any] | list[str] | None = None,
+) -> Config:
+    """Resolve presets and overrides into a validated :class:`Config`.
+
+    Args:
+        algo: algorithm preset name (``qmix``, ``vdn``, ``iql``).
+        task: task preset name, or a ``"module:factory"`` path for a user's own task.
+        overrides: ``{"lr": 1e-3}`` or ``["lr=1e-3", "env_args.k=-50"]``.
+
+    Raises:
+        ConfigError: unknown preset or key, wrong type, value out of range.
+    """
+    merged: dict[str, Any] = {"algo": algo, "task": task}
+    algo_preset = load_preset("algos", algo)
+    algo_preset.pop("description", None)
+    _apply(merged, algo_preset, f"algorithm preset {algo!r}")
+    if ":" not in task:
+        task_preset = load_preset("tasks", task)
+        task_preset.pop("description", None)
+        clash = ALGORITHM_KEYS & task_preset.keys()
+        if clash:
+            raise ConfigError(f"task preset {task!r} may not set {sorted(clash)}")
+        _apply(merged, task_preset, f"task preset {task!r}")
+    if isinstance(overrides, list):
+        overrides = dict(parse_override(item) for item in overrides)
+    _apply(merged, overrides or {}, "overrides")
+    try:
+        return Config(**merged)
+    except TypeError as err:  # pragma: no cover - _apply already rejects unknown keys
+        raise ConfigError(str(err)) from err
+
+
+def config_from_dict(data: dict[str, Any]) -> Config:
+    """Rebuild a resolved config (e.g. a run directory's ``config.yaml``), validating it."""
+    unknown = set(data) - set(FIELDS)
+    if unknown:
+        key = sorted(unknown)[0]
+        raise ConfigError(f"unknown config key {key!r}{_suggest(key, FIELDS)}")
+    return Config(**data)

@@ -1,0 +1,115 @@
+"""Agent Q networks: recurrent (Linear-ReLU-GRU-Linear) and feed-forward (Linear-ReLU-Linear).
+
+One interface for both: ``forward(inputs [B, T, N, I], hidden [B, N, H]) -> (q [B, T, N, A],
+hidden [B, N, H])``. Training runs the whole time axis in one call (``nn.GRU`` over the
+sequence); acting runs ``T = 1`` with the carried hidden state: the same code path.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class _RNNCore(nn.Module):
+    """Linear -> ReLU -> GRU -> Linear over ``[B', T, I]``."""
+
+    def __init__(self, input_dim: int, hidden_dim: int, n_actions: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(input_dim, hidden_dim)
+        self.rnn = nn.GRU(hidden_dim, hidden_dim, batch_first=True)
+        self.fc2 = nn.Linear(hidden_dim, n_actions)
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # x [B', T, I], h [B', H]
+        z = torch.relu(self.fc1(x))  # [B', T, H]
+        out, h_last = self.rnn(z, h.unsqueeze(0).contiguous())  # [B', T, H], [1, B', H]
+        return self.fc2(out), h_last.squeeze(0)  # [B', T, A], [B', H]
+
+
+class _MLPCore(nn.Module):
+    """Linear -> ReLU -> Linear over ``[B', T, I]``; carries an empty hidden state."""
+
+    def __init__(self, input_dim: int, hidden_dim: int, n_actions: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(input_dim, hidden_dim)
+        self.fc2 = nn.Linear(hidden_dim, n_actions)
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # x [B', T, I], h [B', 0]
+        return self.fc2(torch.relu(self.fc1(x))), h  # [B', T, A], [B', 0]
+
+
+class AgentNetwork(nn.Module):
+    """Per-agent Q networks, shared across agents or one per agent.
+
+    Args:
+        input_dim: agent input size ``I`` (observation + optional one-hots).
+        n_actions: ``A``.
+        n_agents: ``N``.
+        hidden_dim: ``H``.
+        recurrent: GRU agent (True) or feed-forward (False).
+        share_params: one network for all agents (the agent id in the input tells them apart).
+    """
+
+    def __init__(
+        self,
+        input_dim: int,
+        n_actions: int,
+        n_agents: int,
+        hidden_dim: int = 64,
+        recurrent: bool = True,
+        share_params: bool = True,
+    ) -> None:
+        super().__init__()
+        core = _RNNCore if recurrent else _MLPCore
+        self.n_agents = n_agents
+        self.input_dim = input_dim
+        self.hidden_dim = hidden_dim if recurrent else 0
+        self.share_params = share_params
+        count = 1 if share_params else n_agents
+        self.cores = nn.ModuleList(core(input_dim, hidden_dim, n_actions) for _ in range(count))
+
+    def initial_hidden(self, batch_size: int, device: torch.device | None = None) -> torch.Tensor:
+        """Zero hidden state ``[B, N, H]`` (``H = 0`` for feed-forward agents)."""
+        return torch.zeros(batch_size, self.n_agents, self.hidden_dim, device=device)
+
+    def forward(
+        self, inputs: torch.Tensor, hidden: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Q-values for every step of ``inputs``.
+
+        Args:
+            inputs: ``[B, T, N, I]``.
+            hidden: ``[B, N, H]`` state before step 0.
+
+        Returns:
+            ``q [B, T, N, A]`` and the hidden state after the last step ``[B, N, H]``.
+        """
+        b, t, n, i = inputs.shape
+        if n != self.n_agents or i != self.input_dim:
+            raise ValueError(
+                f"expected inputs [B, T, {self.n_agents}, {self.input_dim}], got {list(inputs.shape)}"
+            )
+        if self.share_params:
+            x = inputs.permute(0, 2, 1, 3).reshape(b * n, t, i)  # [B*N, T, I]
+            q, h = self.cores[0](x, hidden.reshape(b * n, -1))  # [B*N, T, A], [B*N, H]
+            q = q.reshape(b, n, t, -1).permute(0, 2, 1, 3)  # [B, T, N, A]
+            return q, h.reshape(b, n, -1)
+        outs = [core(inputs[:, :, a], hidden[:, a]) for a, core in enumerate(self.cores)]
+        q = torch.stack([o[0] for o in outs], dim=2)  # [B, T, N, A]
+        return q, torch.stack([o[1] for o in outs], dim=1)  # [B, N, H]
+
+
+def build_agent(
+    kind: str,
+    input_dim: int,
+    n_actions: int,
+    n_agents: int,
+    hidden_dim: int,
+    share_params: bool,
+) -> AgentNetwork:
+    """Agent network by name: ``rnn`` or ``mlp``."""
+    if kind not in ("rnn", "mlp"):
+        raise ValueError(f"unknown agent {kind!r}: use rnn or mlp")
+    return AgentNetwork(input_dim, n_actions, n_agents, hidden_dim, kind == "rnn", share_params)

@@ -1,0 +1,114 @@
+"""Mixers: combine agent Qs ``[B, T, N]`` into ``Q_tot [B, T]`` given the mixer input.
+
+The public :meth:`Mixer.forward` validates shapes; subclasses implement ``_mix`` only.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class Mixer(nn.Module):
+    """Base mixer: ``forward(agent_qs [B, T, N], mixer_input [B, T, S']) -> q_tot [B, T]``.
+
+    Args:
+        n_agents: ``N``.
+        input_dim: ``S'``, the size of the mixer input (state or concatenated observations).
+    """
+
+    def __init__(self, n_agents: int, input_dim: int) -> None:
+        super().__init__()
+        self.n_agents = n_agents
+        self.input_dim = input_dim
+
+    def forward(self, agent_qs: torch.Tensor, mixer_input: torch.Tensor) -> torch.Tensor:
+        """Mix, after checking that the shapes agree."""
+        if agent_qs.dim() != 3 or agent_qs.shape[-1] != self.n_agents:
+            raise ValueError(f"expected agent_qs [B, T, {self.n_agents}], got {list(agent_qs.shape)}")
+        expected = [*agent_qs.shape[:2], self.input_dim]
+        if list(mixer_input.shape) != expected:
+            raise ValueError(f"expected mixer_input {expected}, got {list(mixer_input.shape)}")
+        return self._mix(agent_qs, mixer_input)
+
+    def _mix(self, agent_qs: torch.Tensor, mixer_input: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class VDNMixer(Mixer):
+    """VDN (Sunehag et al. 2018): ``Q_tot = sum_a Q_a``; ignores the mixer input."""
+
+    def _mix(self, agent_qs: torch.Tensor, mixer_input: torch.Tensor) -> torch.Tensor:
+        return agent_qs.sum(dim=-1)  # [B, T]
+
+
+def _hypernet(input_dim: int, output_dim: int, layers: int, hidden_dim: int) -> nn.Module:
+    if layers == 1:
+        return nn.Linear(input_dim, output_dim)
+    return nn.Sequential(
+        nn.Linear(input_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, output_dim)
+    )
+
+
+class QMixer(Mixer):
+    """QMIX's monotonic mixer (Rashid et al. 2018, section 4.1).
+
+    ``Q_tot = w2 . elu(W1^T q + b1) + V(s)`` with ``W1 = |hyper_w1(s)| [N, E]``,
+    ``w2 = |hyper_w2(s)| [E]``, ``b1 = hyper_b1(s) [E]`` and ``V(s)`` from a two-layer ReLU
+    hypernetwork. The absolute values make every mixing weight non-negative, so
+    ``dQ_tot / dQ_a >= 0``; biases and ``V`` may depend on ``s`` any way they like.
+
+    Args:
+        n_agents: ``N``.
+        input_dim: ``S'``.
+        embed_dim: mixing width ``E``.
+        hypernet_layers: 1 (linear, as the paper) or 2 (Linear-ReLU-Linear, as PyMARL's option).
+        hypernet_embed_dim: hidden width of 2-layer weight hypernetworks.
+    """
+
+    def __init__(
+        self,
+        n_agents: int,
+        input_dim: int,
+        embed_dim: int = 32,
+        hypernet_layers: int = 1,
+        hypernet_embed_dim: int = 64,
+    ) -> None:
+        super().__init__(n_agents, input_dim)
+        if hypernet_layers not in (1, 2):
+            raise ValueError(f"hypernet_layers must be 1 or 2, got {hypernet_layers}")
+        self.embed_dim = embed_dim
+        self.hyper_w1 = _hypernet(input_dim, n_agents * embed_dim, hypernet_layers, hypernet_embed_dim)
+        self.hyper_w2 = _hypernet(input_dim, embed_dim, hypernet_layers, hypernet_embed_dim)
+        self.hyper_b1 = nn.Linear(input_dim, embed_dim)
+        self.hyper_v = nn.Sequential(nn.Linear(input_dim, embed_dim), nn.ReLU(), nn.Linear(embed_dim, 1))
+
+    def _mix(self, agent_qs: torch.Tensor, mixer_input: torch.Tensor) -> torch.Tensor:
+        b, t, n = agent_qs.shape
+        s = mixer_input.reshape(b * t, self.input_dim)  # [B*T, S']
+        q = agent_qs.reshape(b * t, 1, n)  # [B*T, 1, N]
+        w1 = self.hyper_w1(s).abs().view(-1, n, self.embed_dim)  # [B*T, N, E]
+        b1 = self.hyper_b1(s).view(-1, 1, self.embed_dim)  # [B*T, 1, E]
+        hidden = F.elu(torch.bmm(q, w1) + b1)  # [B*T, 1, E]
+        w2 = self.hyper_w2(s).abs().view(-1, self.embed_dim, 1)  # [B*T, E, 1]
+        v = self.hyper_v(s).view(-1, 1, 1)  # [B*T, 1, 1]
+        return (torch.bmm(hidden, w2) + v).view(b, t)  # [B, T]
+
+
+def build_mixer(
+    kind: str,
+    n_agents: int,
+    input_dim: int,
+    embed_dim: int = 32,
+    hypernet_layers: int = 1,
+    hypernet_embed_dim: int = 64,
+) -> Mixer | None:
+    """Mixer by name: ``qmix``, ``vdn``, or ``none`` (IQL: returns None)."""
+    if kind == "qmix":
+        return QMixer(n_agents, input_dim, embed_dim, hypernet_layers, hypernet_embed_dim)
+    if kind == "vdn":
+        return VDNMixer(n_agents, input_dim)
+    if kind == "none":
+        return None
+    raise ValueError(f"unknown mixer {kind!r}: use qmix, vdn or none")

@@ -1,0 +1,63 @@
+"""Exploration: a linear epsilon schedule and epsilon-greedy that respects action masks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class LinearSchedule:
+    """``start`` at step 0, linearly to ``finish`` at ``duration`` steps, constant after."""
+
+    start: float
+    finish: float
+    duration: int
+
+    def value(self, step: int) -> float:
+        """Epsilon after ``step`` environment steps."""
+        fraction = min(max(step, 0) / max(self.duration, 1), 1.0)
+        return self.start + fraction * (self.finish - self.start)
+
+
+def masked_argmax(q: torch.Tensor, avail: torch.Tensor) -> torch.Tensor:
+    """Greedy action among the available ones.
+
+    Args:
+        q: ``[..., A]`` values.
+        avail: ``[..., A]`` bool; every row needs at least one available action.
+
+    Returns:
+        ``[...]`` int64 indices.
+    """
+    return q.masked_fill(~avail, float("-inf")).argmax(dim=-1)
+
+
+def epsilon_greedy(
+    q: torch.Tensor,
+    avail: torch.Tensor,
+    epsilon: float,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """With probability ``epsilon`` a uniform available action, else the greedy available one.
+
+    Args:
+        q: ``[B, N, A]`` agent Q-values.
+        avail: ``[B, N, A]`` bool masks; each agent needs at least one available action.
+        epsilon: exploration rate in [0, 1].
+        generator: torch RNG for reproducible draws (CPU).
+
+    Returns:
+        ``[B, N]`` int64 actions, never an unavailable one.
+    """
+    if not bool(avail.any(dim=-1).all()):
+        raise ValueError("every agent needs at least one available action")
+    greedy = masked_argmax(q, avail)  # [B, N]
+    if epsilon <= 0.0:
+        return greedy
+    b, n, a = avail.shape
+    weights = avail.reshape(b * n, a).float().cpu()  # [B*N, A]
+    random_actions = torch.multinomial(weights, 1, generator=generator).view(b, n).to(q.device)
+    explore = torch.rand(b, n, generator=generator).to(q.device) < epsilon  # [B, N]
+    return torch.where(explore, random_actions, greedy)

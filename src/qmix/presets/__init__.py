@@ -1,0 +1,1 @@
+"""YAML presets (package data): algorithms in ``algos/``, tasks in ``tasks/``."""
