@@ -1,0 +1,49 @@
+"""Exploration never picks an unavailable action; the schedule is linear then flat."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from qmix.policy.exploration import LinearSchedule, epsilon_greedy, masked_argmax
+
+
+@pytest.mark.parametrize("epsilon", [0.0, 0.3, 1.0])
+def test_epsilon_greedy_never_picks_unavailable(epsilon: float) -> None:
+    gen = torch.Generator().manual_seed(0)
+    q = torch.randn(64, 5, 6, generator=gen) * 100  # [B, N, A]
+    avail = torch.rand(64, 5, 6, generator=gen) < 0.3
+    avail[..., 4] |= ~avail.any(-1)  # at least one available per agent
+    q[..., 4] = 1e9  # the best action is often unavailable
+    for _ in range(20):
+        actions = epsilon_greedy(q, avail, epsilon, gen)
+        assert avail.gather(-1, actions.unsqueeze(-1)).all()
+
+
+def test_epsilon_one_covers_every_available_action_uniformly() -> None:
+    gen = torch.Generator().manual_seed(0)
+    avail = torch.tensor([[[True, False, True, True]]]).expand(4000, 1, 4)
+    actions = epsilon_greedy(torch.zeros(4000, 1, 4), avail, 1.0, gen)
+    counts = torch.bincount(actions.reshape(-1), minlength=4).float() / 4000
+    assert counts[1] == 0
+    assert torch.allclose(counts[[0, 2, 3]], torch.full((3,), 1 / 3), atol=0.04)
+
+
+def test_greedy_is_masked_argmax() -> None:
+    q = torch.tensor([[[1.0, 5.0, 3.0]]])
+    avail = torch.tensor([[[True, False, True]]])
+    assert epsilon_greedy(q, avail, 0.0).item() == 2
+    assert masked_argmax(q, avail).item() == 2
+
+
+def test_all_unavailable_is_an_error() -> None:
+    with pytest.raises(ValueError, match="at least one available"):
+        epsilon_greedy(torch.zeros(1, 1, 2), torch.zeros(1, 1, 2, dtype=torch.bool), 0.5)
+
+
+def test_linear_schedule() -> None:
+    s = LinearSchedule(1.0, 0.05, 100)
+    assert s.value(0) == 1.0
+    assert s.value(50) == pytest.approx(0.525)
+    assert s.value(100) == pytest.approx(0.05)
+    assert s.value(10_000) == pytest.approx(0.05)

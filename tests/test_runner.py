@@ -1,0 +1,84 @@
+"""Runner: slot alignment, padding, masks, truncation at the time limit, batched acting."""
+
+from __future__ import annotations
+
+import torch
+
+from qmix.envs.vector import InProcessVectorEnv
+from qmix.networks.agents import AgentNetwork
+from qmix.policy.controller import AgentController, agent_input_dim
+from qmix.runner import EpisodeRunner
+from tests.conftest import CountdownEnv
+
+
+def _runner(num_envs: int, limit: int = 3, recurrent: bool = True) -> EpisodeRunner:
+    torch.manual_seed(0)
+    info = CountdownEnv(limit).env_info()
+    dim = agent_input_dim(info.obs_dim, info.n_actions, info.n_agents, True, True)
+    agent = AgentNetwork(dim, info.n_actions, info.n_agents, 16, recurrent)
+    controller = AgentController(agent, info.n_actions, last_action=True, agent_id=True)
+    return EpisodeRunner(InProcessVectorEnv(lambda: CountdownEnv(limit), num_envs), controller)
+
+
+def test_episodes_of_different_lengths_are_padded_and_aligned() -> None:
+    runner = _runner(4)
+    batch, stats = runner.run(seeds=[0, 1, 2, 3], epsilon=1.0)  # lengths 1, 2, 3, 4->limit 3
+    assert stats.lengths == [1, 2, 3, 3]
+    assert batch.episode_lengths().tolist() == [1, 2, 3, 3]
+    assert batch.filled.tolist() == [
+        [True, False, False],
+        [True, True, False],
+        [True, True, True],
+        [True, True, True],
+    ]
+    # rewards 1..T_ep, zero on padding
+    assert batch.reward.tolist() == [[1, 0, 0], [1, 2, 0], [1, 2, 3], [1, 2, 3]]
+    assert stats.returns == [1.0, 3.0, 6.0, 6.0]
+    # slot t holds what was seen before acting at t, including the final slot T_ep
+    for i, length in enumerate([1, 2, 3, 3]):
+        assert batch.obs[i, : length + 1, 0, 0].tolist() == list(map(float, range(length + 1)))
+        assert batch.avail_actions[i, : length + 1].any(-1).all()
+        assert not batch.avail_actions[i, length + 1 :].any()
+        assert batch.obs[i, length + 1 :].abs().sum() == 0
+
+
+def test_time_limit_is_truncated_not_terminated() -> None:
+    batch, _ = _runner(4).run(seeds=[0, 1, 2, 3], epsilon=1.0)
+    assert batch.terminated.tolist() == [
+        [True, False, False],
+        [False, True, False],
+        [False, False, True],
+        [False, False, False],  # would have lasted 4 steps: cut by the limit of 3
+    ]
+    assert batch.truncated[3].tolist() == [False, False, True]
+    assert not batch.truncated[:3].any()
+
+
+def test_recorded_actions_are_available_ones() -> None:
+    batch, _ = _runner(8).run(seeds=list(range(8)), epsilon=1.0)
+    taken = batch.avail_actions[:, :-1].gather(-1, batch.actions.unsqueeze(-1)).squeeze(-1)
+    assert taken[batch.filled].all()
+
+
+def test_batched_acting_matches_one_env_at_a_time() -> None:
+    """B = 1 and B = 4 are the same code path and give the same greedy episodes."""
+    many, _ = _runner(4).run(seeds=[0, 1, 2, 3], epsilon=0.0)
+    for i in range(4):
+        one, _ = _runner(1).run(seeds=[i], epsilon=0.0)
+        assert torch.equal(one.actions[0], many.actions[i])
+        assert torch.equal(one.obs[0], many.obs[i])
+
+
+def test_training_inputs_reproduce_acting_q_values() -> None:
+    """The controller's sequence inputs give the GRU the same history it saw while acting."""
+    runner = _runner(2)
+    controller = runner.controller
+    batch, _ = runner.run(seeds=[2, 3], epsilon=1.0)
+    controller.init_hidden(2)
+    acting_q = []
+    for t in range(3):
+        acting_q.append(controller.step_q(batch.obs[:, t]))
+        controller.prev_onehot = torch.nn.functional.one_hot(batch.actions[:, t], 3).float()
+    inputs = controller.sequence_inputs(batch.obs, batch.actions)
+    q, _ = controller.agent(inputs, controller.agent.initial_hidden(2))
+    assert torch.allclose(torch.stack(acting_q, dim=1), q[:, :3], atol=1e-5)
