@@ -63,8 +63,10 @@ class AgentController:
 
         Slot 0 has no previous action (zeros); slot ``t >= 1`` gets ``actions[:, t - 1]``.
         """
+        b, _, n = actions.shape
         onehot = F.one_hot(actions, self.n_actions).to(obs.dtype)  # [B, T, N, A]
-        prev = torch.cat([torch.zeros_like(onehot[:, :1]), onehot], dim=1)  # [B, T+1, N, A]
+        first = obs.new_zeros(b, 1, n, self.n_actions)  # [B, 1, N, A]: no action before slot 0
+        prev = torch.cat([first, onehot], dim=1)  # [B, T+1, N, A]
         return self.build_inputs(obs, prev)
 
     # -- acting ------------------------------------------------------------------------------
