@@ -20,7 +20,9 @@ def test_every_registered_task_passes_the_contract(task: str) -> None:
 
 def test_two_step_dynamics() -> None:
     env = make_two_step()
-    assert env.env_info() == EnvInfo(n_agents=2, n_actions=2, obs_dim=3, state_dim=3, episode_limit=2)
+    assert env.env_info() == EnvInfo(
+        n_agents=2, n_actions=2, obs_dim=3, state_dim=3, episode_limit=2
+    )
     for first, second, expected_state, reward in [
         ((0, 1), (1, 0), "2A", 7.0),
         ((0, 0), (1, 1), "2A", 7.0),

@@ -39,7 +39,9 @@ def test_targets_stay_frozen_between_hard_updates() -> None:
         learner.train(batch)
     target_after = _params(learner.target_agent) + _params(learner.target_mixer)  # type: ignore[arg-type]
     assert all(torch.equal(a, b) for a, b in zip(target_before, target_after, strict=True))
-    assert not all(torch.equal(a, b) for a, b in zip(online_before, _params(learner.agent), strict=True))
+    assert not all(
+        torch.equal(a, b) for a, b in zip(online_before, _params(learner.agent), strict=True)
+    )
     learner.hard_update_targets()
     assert all(
         torch.equal(a, b)

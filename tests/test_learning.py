@@ -74,8 +74,14 @@ def test_monotonic_mixers_miss_qtrans_optimum(algo: str, tmp_path: Path) -> None
 
 
 def test_same_seed_same_run(tmp_path: Path) -> None:
-    overrides = {"total_env_steps": 600, "agent": "rnn", "obs_last_action": True, "epsilon_finish": 0.1,
-                 "epsilon_anneal_env_steps": 400, "test_interval_env_steps": 200}
+    overrides = {
+        "total_env_steps": 600,
+        "agent": "rnn",
+        "obs_last_action": True,
+        "epsilon_finish": 0.1,
+        "epsilon_anneal_env_steps": 400,
+        "test_interval_env_steps": 200,
+    }
     a = _train("qmix", "two_step", tmp_path / "a", **overrides)
     b = _train("qmix", "two_step", tmp_path / "b", **overrides)
     c = _train("qmix", "two_step", tmp_path / "c", seed=1, **overrides)

@@ -25,7 +25,7 @@ def test_qmix_is_monotonic_in_every_agent_q(layers: int) -> None:
 
 
 def test_qmix_depends_on_state_non_monotonically() -> None:
-    """Q_tot may depend on s any way (only the Qs are constrained): the gradient in s has both signs."""
+    """Only the Qs are constrained: Q_tot's gradient in the state has both signs."""
     torch.manual_seed(1)
     mixer = QMixer(n_agents=3, input_dim=4, embed_dim=8)
     qs = torch.randn(64, 1, 3)
@@ -43,7 +43,9 @@ def test_vdn_equals_sum() -> None:
     "qs_shape, state_shape",
     [((4, 6, 2), (4, 6, 5)), ((4, 6, 3), (4, 6, 4)), ((4, 3), (4, 5)), ((4, 6, 3), (4, 5, 5))],
 )
-def test_mixers_reject_wrong_shapes(qs_shape: tuple[int, ...], state_shape: tuple[int, ...]) -> None:
+def test_mixers_reject_wrong_shapes(
+    qs_shape: tuple[int, ...], state_shape: tuple[int, ...]
+) -> None:
     for mixer in (QMixer(3, 5), VDNMixer(3, 5)):
         with pytest.raises(ValueError, match="expected"):
             mixer(torch.zeros(qs_shape), torch.zeros(state_shape))

@@ -9,6 +9,7 @@ paper's settings) but may not change the algorithm's identity (``mixer``); see
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import types
@@ -68,7 +69,9 @@ class Config:
     batch_size_episodes: int = _doc("episodes per training batch", 32)
     buffer_capacity_episodes: int = _doc("replay capacity in episodes", 5000)
     updates_per_collect: int = _doc("gradient updates after each collection call", 1)
-    target_update: Literal["hard", "soft"] = _doc("hard copy every K episodes, or soft (tau)", "hard")
+    target_update: Literal["hard", "soft"] = _doc(
+        "hard copy every K episodes, or soft (tau)", "hard"
+    )
     target_update_interval_episodes: int = _doc("K: episodes between hard target copies", 200)
     target_tau: float = _doc("soft target update rate per gradient update", 0.005)
     # -- exploration ------------------------------------------------------------------------
@@ -103,11 +106,20 @@ def field_doc(name: str) -> str:
 
 # -- validation ------------------------------------------------------------------------------
 _POSITIVE_INTS = (
-    "total_env_steps n_envs agent_hidden_dim mixing_embed_dim hypernet_embed_dim "
-    "batch_size_episodes buffer_capacity_episodes updates_per_collect "
-    "target_update_interval_episodes epsilon_anneal_env_steps test_interval_env_steps "
-    "log_interval_env_steps torch_threads"
-).split()
+    "total_env_steps",
+    "n_envs",
+    "agent_hidden_dim",
+    "mixing_embed_dim",
+    "hypernet_embed_dim",
+    "batch_size_episodes",
+    "buffer_capacity_episodes",
+    "updates_per_collect",
+    "target_update_interval_episodes",
+    "epsilon_anneal_env_steps",
+    "test_interval_env_steps",
+    "log_interval_env_steps",
+    "torch_threads",
+)
 _UNIT_INTERVAL = ("gamma", "td_lambda", "target_tau", "epsilon_start", "epsilon_finish")
 
 
@@ -141,7 +153,9 @@ def _check_type(name: str, value: Any, hint: Any) -> None:
     if origin is Literal:
         choices = typing.get_args(hint)
         if value not in choices:
-            raise ConfigError(f"{name} must be one of {', '.join(map(str, choices))}; got {value!r}")
+            raise ConfigError(
+                f"{name} must be one of {', '.join(map(str, choices))}; got {value!r}"
+            )
         return
     if origin in (dict, typing.Dict):  # noqa: UP006
         if not isinstance(value, dict):
@@ -204,10 +218,8 @@ def parse_override(item: str) -> tuple[str, Any]:
         value = raw
     # YAML reads 5e-4 as a string (it wants 5.0e-4); accept what Python accepts.
     if isinstance(value, str):
-        try:
+        with contextlib.suppress(ValueError):
             value = float(value) if any(c in value for c in ".eE") else int(value)
-        except ValueError:
-            pass
     return key.strip(), value
 
 
@@ -223,9 +235,9 @@ def _apply(merged: dict[str, Any], updates: dict[str, Any], source: str) -> None
         elif head == "env_args" and isinstance(value, dict):
             merged["env_args"] = {**merged.get("env_args", {}), **value}
         else:
-            if isinstance(value, int) and not isinstance(value, bool):
-                if FIELDS[head].type in ("float", float):
-                    value = float(value)
+            is_int = isinstance(value, int) and not isinstance(value, bool)
+            if is_int and FIELDS[head].type in ("float", float):
+                value = float(value)
             merged[key] = value
 
 

@@ -21,7 +21,15 @@ from qmix.policy.controller import AgentController
 
 
 def chosen_action_values(q: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-    """``Q_a(tau, u_a)`` of the taken actions: ``q [B, T, N, A]``, ``actions [B, T, N]`` -> ``[B, T, N]``."""
+    """``Q_a(tau, u_a)`` of the taken actions.
+
+    Args:
+        q: ``[B, T, N, A]`` agent values.
+        actions: ``[B, T, N]`` taken actions.
+
+    Returns:
+        ``[B, T, N]``.
+    """
     return q.gather(dim=-1, index=actions.unsqueeze(-1)).squeeze(-1)
 
 
@@ -67,7 +75,8 @@ def td_lambda_targets(
         reward: ``[B, T]`` team rewards.
         terminated: ``[B, T]`` bool.
         mask: ``[B, T]`` float, 1 for real transitions.
-        next_values: ``[B, T, ...]`` value of slot ``t + 1`` (target ``Q_tot``, or per-agent for IQL).
+        next_values: ``[B, T, ...]`` value of slot ``t + 1`` (target ``Q_tot``; per agent
+            for IQL).
         gamma: discount.
         td_lambda: lambda in [0, 1].
 
@@ -176,7 +185,9 @@ class QLearner:
         self.params = [*self.agent.parameters(), *(mixer.parameters() if mixer else [])]
         self.optimiser: torch.optim.Optimizer
         if optimizer == "rmsprop":
-            self.optimiser = torch.optim.RMSprop(self.params, lr=lr, alpha=optim_alpha, eps=optim_eps)
+            self.optimiser = torch.optim.RMSprop(
+                self.params, lr=lr, alpha=optim_alpha, eps=optim_eps
+            )
         elif optimizer == "adam":
             self.optimiser = torch.optim.Adam(self.params, lr=lr, eps=optim_eps)
         else:
@@ -219,7 +230,7 @@ class QLearner:
         """One gradient step on ``batch``."""
         loss, parts = self.loss(batch)
         self.optimiser.zero_grad(set_to_none=True)
-        loss.backward()  # type: ignore[no-untyped-call]
+        loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.grad_norm_clip)
         self.optimiser.step()
         mask = parts["mask"]
@@ -245,7 +256,7 @@ class QLearner:
     @torch.no_grad()
     def soft_update_targets(self, tau: float) -> None:
         """Polyak averaging: ``target <- (1 - tau) target + tau online``."""
-        pairs = [(self.target_agent, self.agent)]
+        pairs: list[tuple[nn.Module, nn.Module]] = [(self.target_agent, self.agent)]
         if self.mixer is not None and self.target_mixer is not None:
             pairs.append((self.target_mixer, self.mixer))
         for target, online in pairs:

@@ -77,11 +77,21 @@ def build_learner(cfg: Config, info: EnvInfo) -> QLearner:
         info.obs_dim, info.n_actions, info.n_agents, cfg.obs_last_action, cfg.obs_agent_id
     )
     agent = build_agent(
-        cfg.agent, input_dim, info.n_actions, info.n_agents, cfg.agent_hidden_dim, cfg.share_agent_params
+        cfg.agent,
+        input_dim,
+        info.n_actions,
+        info.n_agents,
+        cfg.agent_hidden_dim,
+        cfg.share_agent_params,
     )
     mixer_dim = info.state_dim if cfg.mixer_input == "state" else info.n_agents * info.obs_dim
     mixer: Mixer | None = build_mixer(
-        cfg.mixer, info.n_agents, mixer_dim, cfg.mixing_embed_dim, cfg.hypernet_layers, cfg.hypernet_embed_dim
+        cfg.mixer,
+        info.n_agents,
+        mixer_dim,
+        cfg.mixing_embed_dim,
+        cfg.hypernet_layers,
+        cfg.hypernet_embed_dim,
     )
     agent.to(cfg.device)
     if mixer is not None:
@@ -154,7 +164,11 @@ def train(cfg: Config, run_dir: Path | None = None, progress: bool = True) -> Ru
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     metrics = MetricsWriter(run_dir / "metrics.jsonl")
-    bar = Progress(f"{cfg.algo} {cfg.task} seed {cfg.seed}", cfg.total_env_steps) if progress else None
+    bar = (
+        Progress(f"{cfg.algo} {cfg.task} seed {cfg.seed}", cfg.total_env_steps)
+        if progress
+        else None
+    )
 
     env_steps = episodes = updates = test_episodes_run = 0
     last_target_update = last_test = last_log = 0
@@ -185,13 +199,18 @@ def train(cfg: Config, run_dir: Path | None = None, progress: bool = True) -> Ru
                 # ---- targets: soft after every update, or hard every K episodes ----------
                 if cfg.target_update == "soft":
                     learner.soft_update_targets(cfg.target_tau)
-        if cfg.target_update == "hard" and episodes - last_target_update >= cfg.target_update_interval_episodes:
+        if (
+            cfg.target_update == "hard"
+            and episodes - last_target_update >= cfg.target_update_interval_episodes
+        ):
             learner.hard_update_targets()
             last_target_update = episodes
 
         # ---- evaluate greedily ------------------------------------------------------------
         finished = env_steps >= cfg.total_env_steps
-        if cfg.test_episodes > 0 and (env_steps - last_test >= cfg.test_interval_env_steps or finished):
+        if cfg.test_episodes > 0 and (
+            env_steps - last_test >= cfg.test_interval_env_steps or finished
+        ):
             test = evaluate_greedy(runner, cfg, cfg.test_episodes, test_episodes_run)
             test_episodes_run += cfg.test_episodes
             last_test = env_steps
@@ -227,7 +246,12 @@ def train(cfg: Config, run_dir: Path | None = None, progress: bool = True) -> Ru
                 bar.update(
                     env_steps,
                     episodes,
-                    {"return": train_return, "test": last_test_return, "eps": epsilon, "loss": last_loss},
+                    {
+                        "return": train_return,
+                        "test": last_test_return,
+                        "eps": epsilon,
+                        "loss": last_loss,
+                    },
                 )
 
     # ---- save and report ------------------------------------------------------------------

@@ -16,7 +16,9 @@ def _check_array(name: str, value: object, shape: tuple[int, ...], kind: str) ->
     if not isinstance(value, np.ndarray):
         raise EnvCheckError(f"{name} must return a numpy array, got {type(value).__name__}")
     if value.shape != shape:
-        raise EnvCheckError(f"{name} must have shape {list(shape)} (from env_info), got {list(value.shape)}")
+        raise EnvCheckError(
+            f"{name} must have shape {list(shape)} (from env_info), got {list(value.shape)}"
+        )
     if kind == "bool" and value.dtype != np.bool_:
         raise EnvCheckError(f"{name} must have dtype bool, got {value.dtype}")
     if kind == "float" and not np.issubdtype(value.dtype, np.floating):
@@ -31,7 +33,9 @@ def _check_step_arrays(env: MultiAgentEnv, info: EnvInfo) -> np.ndarray:
     avail = env.avail_actions()
     _check_array("avail_actions()", avail, (info.n_agents, info.n_actions), "bool")
     if not avail.any(axis=1).all():
-        raise EnvCheckError("avail_actions() has an agent with no available action (give it a no-op)")
+        raise EnvCheckError(
+            "avail_actions() has an agent with no available action (give it a no-op)"
+        )
     return avail
 
 
@@ -59,17 +63,23 @@ def check_env(env: MultiAgentEnv, episodes: int = 3, seed: int = 0) -> EnvInfo:
             actions = np.array([rng.choice(np.flatnonzero(row)) for row in avail])
             result = env.step(actions)
             if not isinstance(result, StepResult):
-                raise EnvCheckError(f"step() must return qmix.types.StepResult, got {type(result).__name__}")
+                raise EnvCheckError(
+                    f"step() must return qmix.types.StepResult, got {type(result).__name__}"
+                )
             if not np.isfinite(result.reward):
                 raise EnvCheckError(f"step() returned a non-finite reward {result.reward}")
             if result.terminated and result.truncated:
-                raise EnvCheckError("step() reported both terminated and truncated: a true end wins")
+                raise EnvCheckError(
+                    "step() reported both terminated and truncated: a true end wins"
+                )
             rewards.append(float(result.reward))
             if result.terminated or result.truncated:
                 break
         _check_step_arrays(env, info)  # the final slot is read for bootstrapping
     if episodes >= 3 and not _same_start(env, seed):
-        raise EnvCheckError("reset(seed) is not reproducible: the same seed gave different observations")
+        raise EnvCheckError(
+            "reset(seed) is not reproducible: the same seed gave different observations"
+        )
     return info
 
 
@@ -77,4 +87,6 @@ def _same_start(env: MultiAgentEnv, seed: int) -> bool:
     env.reset(seed=seed)
     first = env.observations().copy(), env.state().copy()
     env.reset(seed=seed)
-    return bool(np.array_equal(first[0], env.observations()) and np.array_equal(first[1], env.state()))
+    return bool(
+        np.array_equal(first[0], env.observations()) and np.array_equal(first[1], env.state())
+    )

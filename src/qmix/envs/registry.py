@@ -51,4 +51,4 @@ def make_env(task: str, env_args: dict[str, Any] | None = None) -> MultiAgentEnv
         env = factory(**(env_args or {}))
     except TypeError as err:
         raise ValueError(f"task {task!r} rejected env_args {env_args!r}: {err}") from err
-    return env  # type: ignore[no-any-return]
+    return env

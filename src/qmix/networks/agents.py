@@ -88,9 +88,8 @@ class AgentNetwork(nn.Module):
         """
         b, t, n, i = inputs.shape
         if n != self.n_agents or i != self.input_dim:
-            raise ValueError(
-                f"expected inputs [B, T, {self.n_agents}, {self.input_dim}], got {list(inputs.shape)}"
-            )
+            expected = f"[B, T, {self.n_agents}, {self.input_dim}]"
+            raise ValueError(f"expected inputs {expected}, got {list(inputs.shape)}")
         if self.share_params:
             x = inputs.permute(0, 2, 1, 3).reshape(b * n, t, i)  # [B*N, T, I]
             q, h = self.cores[0](x, hidden.reshape(b * n, -1))  # [B*N, T, A], [B*N, H]

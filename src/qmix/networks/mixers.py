@@ -26,7 +26,9 @@ class Mixer(nn.Module):
     def forward(self, agent_qs: torch.Tensor, mixer_input: torch.Tensor) -> torch.Tensor:
         """Mix, after checking that the shapes agree."""
         if agent_qs.dim() != 3 or agent_qs.shape[-1] != self.n_agents:
-            raise ValueError(f"expected agent_qs [B, T, {self.n_agents}], got {list(agent_qs.shape)}")
+            raise ValueError(
+                f"expected agent_qs [B, T, {self.n_agents}], got {list(agent_qs.shape)}"
+            )
         expected = [*agent_qs.shape[:2], self.input_dim]
         if list(mixer_input.shape) != expected:
             raise ValueError(f"expected mixer_input {expected}, got {list(mixer_input.shape)}")
@@ -79,10 +81,14 @@ class QMixer(Mixer):
         if hypernet_layers not in (1, 2):
             raise ValueError(f"hypernet_layers must be 1 or 2, got {hypernet_layers}")
         self.embed_dim = embed_dim
-        self.hyper_w1 = _hypernet(input_dim, n_agents * embed_dim, hypernet_layers, hypernet_embed_dim)
+        self.hyper_w1 = _hypernet(
+            input_dim, n_agents * embed_dim, hypernet_layers, hypernet_embed_dim
+        )
         self.hyper_w2 = _hypernet(input_dim, embed_dim, hypernet_layers, hypernet_embed_dim)
         self.hyper_b1 = nn.Linear(input_dim, embed_dim)
-        self.hyper_v = nn.Sequential(nn.Linear(input_dim, embed_dim), nn.ReLU(), nn.Linear(embed_dim, 1))
+        self.hyper_v = nn.Sequential(
+            nn.Linear(input_dim, embed_dim), nn.ReLU(), nn.Linear(embed_dim, 1)
+        )
 
     def _mix(self, agent_qs: torch.Tensor, mixer_input: torch.Tensor) -> torch.Tensor:
         b, t, n = agent_qs.shape

@@ -59,9 +59,10 @@ class AgentController:
         return torch.cat(parts, dim=-1)
 
     def sequence_inputs(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """Inputs for whole episodes: ``obs [B, T+1, N, O]``, ``actions [B, T, N]`` -> ``[B, T+1, N, I]``.
+        """Inputs for whole episodes.
 
-        Slot 0 has no previous action (zeros); slot ``t >= 1`` gets ``actions[:, t - 1]``.
+        ``obs [B, T+1, N, O]`` and ``actions [B, T, N]`` give ``[B, T+1, N, I]``. Slot 0 has
+        no previous action (zeros); slot ``t >= 1`` gets ``actions[:, t - 1]``.
         """
         b, _, n = actions.shape
         onehot = F.one_hot(actions, self.n_actions).to(obs.dtype)  # [B, T, N, A]
@@ -73,7 +74,9 @@ class AgentController:
     def init_hidden(self, batch_size: int) -> None:
         """Start ``batch_size`` new episodes: zero hidden state, no previous action."""
         self.hidden = self.agent.initial_hidden(batch_size, self.device)
-        self.prev_onehot = torch.zeros(batch_size, self.n_agents, self.n_actions, device=self.device)
+        self.prev_onehot = torch.zeros(
+            batch_size, self.n_agents, self.n_actions, device=self.device
+        )
 
     @torch.no_grad()
     def step_q(self, obs: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,59 @@
+"""The command line, through a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def _qmix(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    script = Path(sys.executable).parent / "qmix"
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "qmix"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    return subprocess.run(
+        [*command, *args], cwd=cwd, capture_output=True, text=True, timeout=300, env=env
+    )
+
+
+def test_presets_lists_algorithms_and_tasks(tmp_path: Path) -> None:
+    out = _qmix("presets", "--keys", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    for word in ("qmix", "vdn", "iql", "two_step", "qtran_matrix", "mixing_embed_dim"):
+        assert word in out.stdout
+
+
+def test_train_writes_a_run_directory_with_tables(tmp_path: Path) -> None:
+    out = _qmix("train", "qmix", "climbing", "total_env_steps=300", "seed=2", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "steps 300/300" in out.stdout and "greedy return" in out.stdout
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert {"config.yaml", "metrics.jsonl", "model.pt", "q_tables.json"} <= {
+        p.name for p in run_dir.iterdir()
+    }
+    tables = json.loads((run_dir / "q_tables.json").read_text())
+    assert len(tables["states"]["s"]["q_tot"]) == 3
+    assert tables["greedy"]["return"] in {11, -30, 0, 7, 6, 5}
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["qmix", "two_step", "lrr=0.1"], "unknown config key 'lrr' in overrides (did you mean lr"),
+        (["qmix", "two_step", "gamma=2"], "gamma must be in [0, 1]"),
+        (["qmx", "two_step"], "unknown algorithm 'qmx'"),
+        (["qmix", "my.module:make"], "cannot import module 'my.module'"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(
+    args: list[str], message: str, tmp_path: Path
+) -> None:
+    out = _qmix("train", *args, cwd=tmp_path)
+    assert out.returncode == 2
+    assert message in out.stderr
+    assert out.stderr.strip().count("\n") == 0
+    assert not (tmp_path / "runs").exists()
