@@ -64,13 +64,24 @@ def test_qmix_with_concatenated_observations_as_mixer_input(tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize("algo", ["qmix", "vdn"])
-def test_monotonic_mixers_miss_qtrans_optimum(algo: str, tmp_path: Path) -> None:
-    """QTRAN's payoff is not monotonically factorisable: both miss the 8 (the paper's limit)."""
+def test_monotonic_mixers_cannot_represent_qtrans_game(algo: str, tmp_path: Path) -> None:
+    """QTRAN's payoff is not monotonically factorisable (the paper's stated limit).
+
+    If Q_tot(0,0) = 8 beat Q_tot(1,0) and Q_tot(0,1) (both -12), monotonicity would force
+    Q_1(0) > Q_1(1) and Q_2(0) > Q_2(1), and then Q_tot(1,0) >= Q_tot(1,1): -12 >= 0, false.
+    So the learned table is far from the payoff, and the greedy joint action is the argmax of
+    the learned table (IGM), whatever that argmax is. VDN's additive fit always misses the 8;
+    QMIX lands on it for some seeds (see the README), so its return is not asserted here.
+    """
     run = _train(algo, "qtran_matrix", tmp_path)
     assert run.tables is not None
-    assert run.tables["greedy"]["return"] < 8.0
     learned = np.asarray(run.tables["states"]["s"]["q_tot"])
-    assert learned[0, 0] < learned.max()  # the 8 is not the learned argmax
+    payoff = np.array([[8, -12, -12], [-12, 0, 0], [-12, 0, 0]])
+    assert np.abs(learned - payoff).max() > 3.0
+    (greedy,) = run.tables["greedy"]["joint_actions"]
+    assert learned[tuple(greedy)] == pytest.approx(learned.max(), abs=1e-4)
+    if algo == "vdn":
+        assert run.tables["greedy"]["return"] < 8.0
 
 
 def test_same_seed_same_run(tmp_path: Path) -> None:
