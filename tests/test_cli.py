@@ -47,6 +47,8 @@ def test_train_writes_a_run_directory_with_tables(tmp_path: Path) -> None:
         (["qmix", "two_step", "gamma=2"], "gamma must be in [0, 1]"),
         (["qmx", "two_step"], "unknown algorithm 'qmx'"),
         (["qmix", "my.module:make"], "cannot import module 'my.module'"),
+        (["qmix", "penalty", "env_args.k=5"], "penalty k must be <= 0"),
+        (["qmix", "climbing", "env_args.size=3"], "rejected env_args"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(

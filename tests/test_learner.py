@@ -125,3 +125,33 @@ def test_double_q_uses_online_network_for_selection() -> None:
     # plain max >= double's target-of-online-argmax, for the same (monotonic) target mixer
     assert ((parts_plain["targets"] - parts_double["targets"]) * mask >= -1e-5).all()
     assert not torch.allclose(parts_plain["targets"] * mask, parts_double["targets"] * mask)
+
+
+def test_per_agent_parameters_are_separate_networks() -> None:
+    torch.manual_seed(0)
+    learner = _learner(share_agent_params=False, obs_agent_id=False)
+    assert len(learner.agent.cores) == 2
+    same_input = torch.ones(1, 1, 2, learner.agent.input_dim)  # [B, T, N, I], identical per agent
+    q, _ = learner.agent(same_input, learner.agent.initial_hidden(1))
+    assert not torch.allclose(q[0, 0, 0], q[0, 0, 1])  # distinct weights, distinct values
+    learner.train(_batch(learner))
+    shared = _learner(obs_agent_id=False)
+    q_shared, _ = shared.agent(same_input, shared.agent.initial_hidden(1))
+    assert torch.allclose(q_shared[0, 0, 0], q_shared[0, 0, 1])
+
+
+def test_td_lambda_changes_targets_only_through_later_steps() -> None:
+    torch.manual_seed(0)
+    one_step = _learner(td_lambda=0.0)
+    lam = _learner(td_lambda=0.8)
+    lam.agent.load_state_dict(one_step.agent.state_dict())
+    lam.mixer.load_state_dict(one_step.mixer.state_dict())  # type: ignore[union-attr]
+    lam.hard_update_targets()
+    batch = _batch(one_step)
+    _, a = one_step.loss(batch)
+    _, b = lam.loss(batch)
+    last = batch.episode_lengths() - 1  # the last real transition of each episode
+    rows = torch.arange(batch.batch_size)
+    # at an episode's last transition there is no later step: both are the one-step target
+    assert torch.allclose(a["targets"][rows, last], b["targets"][rows, last])
+    assert not torch.allclose(a["targets"] * a["mask"], b["targets"] * b["mask"])

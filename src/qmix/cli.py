@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from qmix.config import (
     FIELDS,
@@ -55,21 +56,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "presets":
         _presets(args.keys)
         return 0
-    from pathlib import Path
-
     from qmix.trainer import train
 
     try:
         cfg = make_config(args.algo, args.task, list(args.overrides))
-        from qmix.envs.registry import resolve_factory
-
-        resolve_factory(cfg.task)
-    except (ConfigError, ValueError) as err:
+        train(cfg, run_dir=Path(args.run_dir) if args.run_dir else None, progress=not args.quiet)
+    except ConfigError as err:
         print(f"qmix: error: {err}", file=sys.stderr)
         return 2
-    run_dir = Path(args.run_dir) if args.run_dir else None
-    try:
-        train(cfg, run_dir=run_dir, progress=not args.quiet)
     except KeyboardInterrupt:
         print("qmix: interrupted", file=sys.stderr)
         return 130

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import yaml
 
-from qmix.config import Config
+from qmix.config import Config, ConfigError
 from qmix.data.replay_buffer import ReplayBuffer
 from qmix.envs.matrix import TabularGame
 from qmix.envs.registry import make_env
@@ -153,7 +153,10 @@ def train(cfg: Config, run_dir: Path | None = None, progress: bool = True) -> Ru
     torch.set_num_threads(cfg.torch_threads)
     torch.manual_seed(cfg.seed)
     rng = torch.Generator().manual_seed(cfg.seed)  # exploration draws and replay sampling
-    envs = InProcessVectorEnv(lambda: make_env(cfg.task, cfg.env_args), cfg.n_envs)
+    try:
+        envs = InProcessVectorEnv(lambda: make_env(cfg.task, cfg.env_args), cfg.n_envs)
+    except ValueError as err:  # unknown task, bad env_args: the user's to fix, nothing written
+        raise ConfigError(str(err)) from err
     info = envs.env_info()
     learner = build_learner(cfg, info)
     runner = EpisodeRunner(envs, learner.controller)
