@@ -82,3 +82,16 @@ def test_training_inputs_reproduce_acting_q_values() -> None:
     inputs = controller.sequence_inputs(batch.obs, batch.actions)
     q, _ = controller.agent(inputs, controller.agent.initial_hidden(2))
     assert torch.allclose(torch.stack(acting_q, dim=1), q[:, :3], atol=1e-5)
+
+
+def test_more_episodes_than_envs_refill_finished_envs() -> None:
+    """K > B: finished environments restart with the next seed; rows follow seed order."""
+    seeds = [3, 0, 1, 2, 0, 3, 1]
+    many, stats = _runner(2).run(seeds=seeds, epsilon=0.0)
+    assert stats.lengths == [3, 1, 2, 3, 1, 3, 2]  # 1 + seed % 4, capped by the limit 3
+    for k, seed in enumerate(seeds):
+        alone, _ = _runner(1).run(seeds=[seed], epsilon=0.0)
+        # a refilled environment starts from a fresh hidden state: same greedy episode
+        assert torch.equal(alone.actions[0], many.actions[k])
+        assert torch.equal(alone.obs[0], many.obs[k])
+        assert torch.equal(alone.filled[0], many.filled[k])

@@ -38,11 +38,14 @@ class Config:
 
     # -- what to run ------------------------------------------------------------------------
     algo: str = _doc("algorithm preset name (informational once resolved)", "qmix")
-    task: str = _doc("task name from `qmix presets`, or 'module:factory'", "two_step")
-    env_args: dict[str, Any] = _doc("keyword arguments for the task's factory", {})
+    task: str = _doc("task preset name from `qmix presets`, or 'module:factory'", "two_step")
+    env: str = _doc("environment: registry name or 'module:factory' (task presets set it)", "")
+    env_args: dict[str, Any] = _doc("keyword arguments for the environment's factory", {})
     seed: int = _doc("seed for torch, exploration and environment resets", 0)
     total_env_steps: int = _doc("training budget in environment steps (transitions)", 10_000)
-    n_envs: int = _doc("episodes collected in lockstep per collection call", 1)
+    n_envs: int = _doc("environments stepped together (B); episodes per collection call", 1)
+    env_workers: int = _doc("worker processes for the environments; 0 steps them in-process", 0)
+    worker_timeout_seconds: float = _doc("a worker silent this long is reported as hung", 60.0)
     # -- agent network ----------------------------------------------------------------------
     agent: Literal["rnn", "mlp"] = _doc("agent network: rnn (Linear-ReLU-GRU-Linear) or mlp", "rnn")
     agent_hidden_dim: int = _doc("hidden width H of the agent network", 64)
@@ -133,6 +136,8 @@ def _validate(cfg: Config) -> None:
     for name in _UNIT_INTERVAL:
         if not 0.0 <= getattr(cfg, name) <= 1.0:
             raise ConfigError(f"{name} must be in [0, 1], got {getattr(cfg, name)}")
+    if cfg.env_workers < 0 or cfg.worker_timeout_seconds <= 0:
+        raise ConfigError("env_workers must be >= 0 and worker_timeout_seconds > 0")
     if cfg.test_episodes < 0:
         raise ConfigError(f"test_episodes must be >= 0, got {cfg.test_episodes}")
     if cfg.hypernet_layers not in (1, 2):
@@ -270,6 +275,8 @@ def make_config(
     if isinstance(overrides, list):
         overrides = dict(parse_override(item) for item in overrides)
     _apply(merged, overrides or {}, "overrides")
+    if not merged.get("env"):
+        merged["env"] = task  # a task without a preset names its environment directly
     try:
         return Config(**merged)
     except TypeError as err:  # pragma: no cover - _apply already rejects unknown keys

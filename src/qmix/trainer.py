@@ -21,8 +21,7 @@ import yaml
 from qmix.config import Config, ConfigError
 from qmix.data.replay_buffer import ReplayBuffer
 from qmix.envs.matrix import TabularGame
-from qmix.envs.registry import make_env
-from qmix.envs.vector import InProcessVectorEnv
+from qmix.envs.registry import env_spec, make_env, make_vector_env
 from qmix.evaluate import format_tables, q_tables
 from qmix.learner import QLearner
 from qmix.logging import MetricsWriter, Progress
@@ -127,18 +126,9 @@ def new_run_dir(cfg: Config) -> Path:
 def evaluate_greedy(
     runner: EpisodeRunner, cfg: Config, episodes: int, first_index: int
 ) -> RolloutStats:
-    """Greedy (epsilon 0) episodes, ``runner.envs.num_envs`` at a time."""
-    total = RolloutStats()
-    b = runner.envs.num_envs
-    done = 0
-    while done < episodes:
-        _, stats = runner.run(episode_seeds(cfg.seed, TEST_STREAM, first_index + done, b), 0.0)
-        keep = min(b, episodes - done)
-        total.returns += stats.returns[:keep]
-        total.lengths += stats.lengths[:keep]
-        total.infos += stats.infos[:keep]
-        done += keep
-    return total
+    """``episodes`` greedy (epsilon 0) episodes from the test seed stream."""
+    _, stats = runner.run(episode_seeds(cfg.seed, TEST_STREAM, first_index, episodes), 0.0)
+    return stats
 
 
 def train(cfg: Config, run_dir: Path | None = None, progress: bool = True) -> Run:
@@ -154,7 +144,7 @@ def train(cfg: Config, run_dir: Path | None = None, progress: bool = True) -> Ru
     torch.manual_seed(cfg.seed)
     rng = torch.Generator().manual_seed(cfg.seed)  # exploration draws and replay sampling
     try:
-        envs = InProcessVectorEnv(lambda: make_env(cfg.task, cfg.env_args), cfg.n_envs)
+        envs = make_vector_env(cfg.env, cfg.env_args, cfg.n_envs, cfg.env_workers)
     except ValueError as err:  # unknown task, bad env_args: the user's to fix, nothing written
         raise ConfigError(str(err)) from err
     info = envs.env_info()
@@ -265,7 +255,7 @@ def train(cfg: Config, run_dir: Path | None = None, progress: bool = True) -> Ru
         run_dir / "model.pt",
     )
     tables = None
-    game = make_env(cfg.task, cfg.env_args)
+    game = None if env_spec(cfg.env).vectorised else make_env(cfg.env, cfg.env_args)
     if isinstance(game, TabularGame):
         tables = tabular_report(learner, runner, cfg, game)
         (run_dir / "q_tables.json").write_text(json.dumps(tables, indent=2))
@@ -282,7 +272,7 @@ def tabular_report(
 ) -> dict[str, Any]:
     """Learned tables of every state plus the greedy joint actions and return."""
     tables = q_tables(learner.controller, learner.mixer, game, cfg.mixer_input, cfg.gamma)
-    batch, stats = runner.run(episode_seeds(cfg.seed, TEST_STREAM, 0, runner.envs.num_envs), 0.0)
+    batch, stats = runner.run(episode_seeds(cfg.seed, TEST_STREAM, 0, 1), 0.0)
     steps = stats.lengths[0]
     joint_actions = batch.actions[0, :steps].tolist()
     return {

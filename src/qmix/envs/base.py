@@ -7,7 +7,9 @@ terminal state and what is a time limit (DESIGN.md section 3): a time limit is r
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -51,11 +53,35 @@ class MultiAgentEnv(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class VectorStep:
+    """What one batched step returns; entries of inactive environments are ignored.
+
+    Attributes:
+        reward: ``[B]`` float32 team rewards.
+        terminated: ``[B]`` bool, true terminal states.
+        truncated: ``[B]`` bool, time limits.
+        infos: ``B`` dicts (empty for inactive environments), e.g. ``{"battle_won": True}``.
+    """
+
+    reward: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    infos: list[dict[str, Any]]
+
+
 class VectorEnv(Protocol):
     """``B`` environments of one task stepped together; arrays carry a leading ``B``.
 
-    ``step`` advances only the environments marked ``active``; the others keep their last
-    arrays (their episodes have ended and the runner pads them).
+    Contract:
+
+    - ``reset(seeds, mask)`` starts a new episode in every environment ``i`` with ``mask[i]``,
+      seeded with ``seeds[i]``; the others are left untouched.
+    - ``step(actions, active)`` advances the environments with ``active[i]``; the others may
+      be stepped or not (their results are ignored) but must stay finite.
+    - There is **no auto-reset**: after an episode ends, ``observations()``, ``states()`` and
+      ``avail_actions()`` describe the state after its last transition (needed to bootstrap a
+      truncated episode) until the runner resets that environment.
     """
 
     num_envs: int
@@ -64,8 +90,8 @@ class VectorEnv(Protocol):
         """Sizes of the task (shared by every environment)."""
         ...
 
-    def reset(self, seeds: list[int]) -> None:
-        """Start a new episode in every environment, environment ``i`` with ``seeds[i]``."""
+    def reset(self, seeds: Sequence[int], mask: np.ndarray) -> None:
+        """Reset the environments selected by ``mask [B]``, environment ``i`` with ``seeds[i]``."""
         ...
 
     def observations(self) -> np.ndarray:
@@ -80,10 +106,10 @@ class VectorEnv(Protocol):
         """``[B, N, A]`` bool."""
         ...
 
-    def step(self, actions: np.ndarray, active: np.ndarray) -> list[StepResult | None]:
-        """Step the active environments with ``actions [B, N]``; ``None`` for inactive ones."""
+    def step(self, actions: np.ndarray, active: np.ndarray) -> VectorStep:
+        """Step the active environments with ``actions [B, N]`` (int)."""
         ...
 
     def close(self) -> None:
-        """Release every environment."""
+        """Release every environment (and worker processes)."""
         ...

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from qmix.envs.base import MultiAgentEnv
+from qmix.envs.base import MultiAgentEnv, VectorEnv
 from qmix.types import EnvInfo, StepResult
 
 
@@ -90,3 +90,74 @@ def _same_start(env: MultiAgentEnv, seed: int) -> bool:
     return bool(
         np.array_equal(first[0], env.observations()) and np.array_equal(first[1], env.state())
     )
+
+
+def check_vector_env(envs: VectorEnv, steps: int | None = None, seed: int = 0) -> EnvInfo:
+    """Check a :class:`VectorEnv`: shapes, dtypes, masks, masked reset, seeding, no auto-reset.
+
+    Plays random available actions for ``steps`` batched steps (default: two episode limits),
+    resetting each environment when its episode ends.
+
+    Raises:
+        EnvCheckError: with a one-line description of the first problem found.
+    """
+    info = envs.env_info()
+    if not isinstance(info, EnvInfo):
+        raise EnvCheckError(f"env_info() must return qmix.types.EnvInfo, got {type(info).__name__}")
+    b = envs.num_envs
+    rng = np.random.default_rng(seed)
+    everyone = np.ones(b, dtype=bool)
+
+    def arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        obs, state, avail = envs.observations(), envs.states(), envs.avail_actions()
+        _check_array("observations()", obs, (b, info.n_agents, info.obs_dim), "float")
+        _check_array("states()", state, (b, info.state_dim), "float")
+        _check_array("avail_actions()", avail, (b, info.n_agents, info.n_actions), "bool")
+        if not avail.any(axis=-1).all():
+            raise EnvCheckError("avail_actions() has an agent with no available action")
+        return obs.copy(), state.copy(), avail.copy()
+
+    seeds = [seed + i for i in range(b)]
+    envs.reset(seeds, everyone)
+    first_obs, first_state, _ = arrays()
+    envs.reset(seeds, everyone)
+    again_obs, again_state, _ = arrays()
+    if not (np.array_equal(first_obs, again_obs) and np.array_equal(first_state, again_state)):
+        raise EnvCheckError(
+            "reset(seeds) is not reproducible: the same seeds gave different states"
+        )
+    lengths = np.zeros(b, dtype=int)
+    ended = 0
+    for _ in range(steps if steps is not None else 2 * info.episode_limit):
+        _, _, avail = arrays()
+        actions = np.array([[rng.choice(np.flatnonzero(row)) for row in env] for env in avail])
+        result = envs.step(actions, everyone)
+        for name, value, dtype in (
+            ("reward", result.reward, np.floating),
+            ("terminated", result.terminated, np.bool_),
+            ("truncated", result.truncated, np.bool_),
+        ):
+            if not isinstance(value, np.ndarray) or value.shape != (b,):
+                raise EnvCheckError(f"step().{name} must be a numpy array of shape [{b}]")
+            if not np.issubdtype(value.dtype, dtype):
+                raise EnvCheckError(f"step().{name} has dtype {value.dtype}")
+        if not np.isfinite(result.reward).all():
+            raise EnvCheckError("step() returned a non-finite reward")
+        if len(result.infos) != b:
+            raise EnvCheckError(f"step().infos must hold {b} dicts, got {len(result.infos)}")
+        if (result.terminated & result.truncated).any():
+            raise EnvCheckError("step() reported both terminated and truncated: a true end wins")
+        lengths += 1
+        # the runner cuts an episode at episode_limit whatever the environment says
+        done = result.terminated | result.truncated | (lengths >= info.episode_limit)
+        if done.any():
+            ended += int(done.sum())
+            kept_obs, _, _ = arrays()  # the post-episode arrays stay readable: no auto-reset
+            envs.reset([seed + 1000 + i for i in range(b)], done)
+            after_obs, _, _ = arrays()
+            if not np.array_equal(kept_obs[~done], after_obs[~done]):
+                raise EnvCheckError("reset(mask) changed environments outside the mask")
+            lengths[done] = 0
+    if ended == 0:
+        raise EnvCheckError("no episode ended within the steps checked: is episode_limit right?")
+    return info

@@ -1,54 +1,122 @@
-"""Task registry: a literal table from task name to ``"module:factory"``, imported lazily.
+"""Task registry: a literal table from environment name to its factory, imported lazily.
 
-A task name that contains ``:`` is itself a ``"module:factory"`` path, so a user's own task
-needs no registration: ``qmix train qmix my_package.my_env:make``.
+A name that contains ``:`` is itself a ``"module:factory"`` path, so a user's own environment
+needs no registration: ``qmix train qmix my_package.my_env:make``. Factories of ordinary
+environments return one :class:`~qmix.envs.base.MultiAgentEnv`; factories marked
+``vectorised`` take ``num_envs`` and return a :class:`~qmix.envs.base.VectorEnv` (simulators
+with a native batch dimension: SMAX under ``jax.vmap``, VMAS).
 """
 
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 from typing import Any
 
-from qmix.envs.base import MultiAgentEnv
+from qmix.envs.base import MultiAgentEnv, VectorEnv
 
-TASKS: dict[str, tuple[str, str]] = {
-    # name: (factory, one-line description)
-    "two_step": ("qmix.envs.matrix:make_two_step", "QMIX paper's two-step game (2 agents)"),
-    "qtran_matrix": (
-        "qmix.envs.matrix:make_qtran_game",
-        "QTRAN's non-monotonic one-step game [[8,-12,-12],[-12,0,0],[-12,0,0]]",
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """Where an environment family lives and what it needs."""
+
+    factory: str  # "module:callable"
+    description: str
+    vectorised: bool = False  # the factory takes num_envs and returns a VectorEnv
+    extra: str = ""  # pip extra that installs its dependencies
+
+
+ENVS: dict[str, EnvSpec] = {
+    "two_step": EnvSpec("qmix.envs.matrix:make_two_step", "QMIX paper's two-step game"),
+    "qtran_matrix": EnvSpec(
+        "qmix.envs.matrix:make_qtran_game", "QTRAN's non-monotonic one-step matrix game"
     ),
-    "climbing": ("qmix.envs.matrix:make_climbing_game", "climbing game, optimum 11"),
-    "penalty": ("qmix.envs.matrix:make_penalty_game", "penalty-k game (env_args.k, default -100)"),
+    "climbing": EnvSpec("qmix.envs.matrix:make_climbing_game", "climbing one-step game"),
+    "penalty": EnvSpec("qmix.envs.matrix:make_penalty_game", "penalty-k one-step game (k)"),
+    "lbf": EnvSpec("qmix.envs.gymnasium:make_lbf", "Level-Based Foraging (key)", extra="lbf"),
+    "rware": EnvSpec(
+        "qmix.envs.gymnasium:make_rware", "multi-robot warehouse (key)", extra="rware"
+    ),
+    "gymnasium": EnvSpec(
+        "qmix.envs.gymnasium:make_gymnasium", "any multi-agent gymnasium task (key)"
+    ),
+    "mpe": EnvSpec("qmix.envs.pettingzoo:make_mpe", "MPE via mpe2 (scenario)", extra="mpe"),
+    "smax": EnvSpec("qmix.envs.smax:make_smax", "SMAX in JAX (map_name)", True, extra="smax"),
+    "vmas": EnvSpec("qmix.envs.vmas:make_vmas", "VMAS batched torch (scenario)", True, "vmas"),
+    "smac": EnvSpec("qmix.envs.smac:make_smac", "SMAC / SMACv2, needs StarCraft II (map_name)"),
 }
 
 
-def resolve_factory(task: str) -> Any:
-    """Return the factory callable for a task name or a ``"module:factory"`` path."""
-    path = TASKS[task][0] if task in TASKS else task
-    if ":" not in path:
-        known = ", ".join(sorted(TASKS))
-        raise ValueError(f"unknown task {task!r}: use one of {known}, or 'module:factory'")
-    module_name, _, attr = path.partition(":")
+def env_spec(name: str) -> EnvSpec:
+    """The spec of a registered name, or of a ``"module:factory"`` path."""
+    if name in ENVS:
+        return ENVS[name]
+    if ":" not in name:
+        known = ", ".join(sorted(ENVS))
+        raise ValueError(f"unknown environment {name!r}: use one of {known}, or 'module:factory'")
+    return EnvSpec(name, "user environment")
+
+
+def resolve_factory(name: str) -> Any:
+    """Import and return the factory callable for ``name``."""
+    spec = env_spec(name)
+    module_name, _, attr = spec.factory.partition(":")
     try:
         module = importlib.import_module(module_name)
     except ImportError as err:
-        raise ValueError(f"task {task!r}: cannot import module {module_name!r} ({err})") from err
+        hint = f"; install it with: pip install 'qmix[{spec.extra}]'" if spec.extra else ""
+        message = f"environment {name!r}: cannot import module {module_name!r} ({err}){hint}"
+        raise ValueError(message) from err
     try:
         return getattr(module, attr)
     except AttributeError as err:
-        raise ValueError(f"task {task!r}: module {module_name!r} has no {attr!r}") from err
+        raise ValueError(f"environment {name!r}: module {module_name!r} has no {attr!r}") from err
 
 
-def make_env(task: str, env_args: dict[str, Any] | None = None) -> MultiAgentEnv:
-    """Build one environment of ``task`` with keyword arguments ``env_args``.
+def _call(name: str, factory: Any, kwargs: dict[str, Any]) -> Any:
+    try:
+        return factory(**kwargs)
+    except TypeError as err:
+        raise ValueError(f"environment {name!r} rejected env_args {kwargs!r}: {err}") from err
+
+
+def make_env(name: str, env_args: dict[str, Any] | None = None) -> MultiAgentEnv:
+    """Build one environment ``name`` with keyword arguments ``env_args``.
 
     Raises:
-        ValueError: the task is unknown, cannot be imported, or rejects the arguments.
+        ValueError: unknown name, missing package (with the pip extra to install), bad
+            arguments, or a vectorised-only environment.
     """
-    factory = resolve_factory(task)
-    try:
-        env = factory(**(env_args or {}))
-    except TypeError as err:
-        raise ValueError(f"task {task!r} rejected env_args {env_args!r}: {err}") from err
+    if env_spec(name).vectorised:
+        raise ValueError(f"environment {name!r} is vectorised: use make_vector_env")
+    env: MultiAgentEnv = _call(name, resolve_factory(name), dict(env_args or {}))
     return env
+
+
+def make_vector_env(
+    name: str,
+    env_args: dict[str, Any] | None,
+    num_envs: int,
+    workers: int = 0,
+) -> VectorEnv:
+    """Build ``num_envs`` environments of ``name`` as one :class:`VectorEnv`.
+
+    Args:
+        name: registered name or ``"module:factory"``.
+        env_args: keyword arguments for the factory.
+        num_envs: ``B``.
+        workers: worker processes for ordinary environments; 0 steps them in this process.
+            Ignored by vectorised simulators, which batch natively.
+    """
+    spec = env_spec(name)
+    factory = resolve_factory(name)
+    kwargs = dict(env_args or {})
+    if spec.vectorised:
+        vector: VectorEnv = _call(name, factory, {**kwargs, "num_envs": num_envs})
+        return vector
+    from qmix.envs.vector import InProcessVectorEnv, SubprocessVectorEnv
+
+    _call(name, factory, kwargs).close()  # fail here, in this process, on bad arguments
+    if workers > 0:
+        return SubprocessVectorEnv(name, kwargs, num_envs, workers)
+    return InProcessVectorEnv(lambda: make_env(name, kwargs), num_envs)

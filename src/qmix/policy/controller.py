@@ -78,6 +78,11 @@ class AgentController:
             batch_size, self.n_agents, self.n_actions, device=self.device
         )
 
+    def reset_rows(self, mask: torch.Tensor) -> None:
+        """Start new episodes in the environments selected by ``mask [B]`` (bool)."""
+        self.hidden[mask] = 0.0
+        self.prev_onehot[mask] = 0.0
+
     @torch.no_grad()
     def step_q(self, obs: torch.Tensor) -> torch.Tensor:
         """Q-values for one step ``obs [B, N, O] -> [B, N, A]``; advances the hidden state."""
