@@ -144,7 +144,9 @@ def train(cfg: Config, run_dir: Path | None = None, progress: bool = True) -> Ru
     torch.manual_seed(cfg.seed)
     rng = torch.Generator().manual_seed(cfg.seed)  # exploration draws and replay sampling
     try:
-        envs = make_vector_env(cfg.env, cfg.env_args, cfg.n_envs, cfg.env_workers)
+        envs = make_vector_env(
+            cfg.env, cfg.env_args, cfg.n_envs, cfg.env_workers, cfg.worker_timeout_seconds
+        )
     except ValueError as err:  # unknown task, bad env_args: the user's to fix, nothing written
         raise ConfigError(str(err)) from err
     info = envs.env_info()
@@ -262,7 +264,10 @@ def train(cfg: Config, run_dir: Path | None = None, progress: bool = True) -> Ru
         if progress:
             print(format_tables(tables["states"], tables["greedy"]))
     envs.close()
+    curve = _try_plot(run_dir, metrics.rows, f"{cfg.algo} on {cfg.task}, seed {cfg.seed}")
     if progress:
+        if curve is not None:
+            print(f"learning curve: {curve}")
         print(f"run directory: {run_dir}")
     return Run(run_dir=run_dir, config=cfg, metrics=metrics.rows, learner=learner, tables=tables)
 
@@ -279,3 +284,14 @@ def tabular_report(
         "states": tables,
         "greedy": {"joint_actions": joint_actions, "return": stats.returns[0]},
     }
+
+
+def _try_plot(run_dir: Path, rows: list[dict[str, Any]], title: str) -> Path | None:
+    """Save ``curve.png`` when matplotlib is installed (the ``plots`` extra)."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return None
+    from qmix.plots import plot_curves
+
+    return plot_curves([("test return", rows)], run_dir / "curve.png", title)

@@ -98,6 +98,7 @@ def make_vector_env(
     env_args: dict[str, Any] | None,
     num_envs: int,
     workers: int = 0,
+    timeout: float = 60.0,
 ) -> VectorEnv:
     """Build ``num_envs`` environments of ``name`` as one :class:`VectorEnv`.
 
@@ -107,6 +108,7 @@ def make_vector_env(
         num_envs: ``B``.
         workers: worker processes for ordinary environments; 0 steps them in this process.
             Ignored by vectorised simulators, which batch natively.
+        timeout: seconds a worker may take to answer before it is reported as hung.
     """
     spec = env_spec(name)
     factory = resolve_factory(name)
@@ -118,5 +120,5 @@ def make_vector_env(
 
     _call(name, factory, kwargs).close()  # fail here, in this process, on bad arguments
     if workers > 0:
-        return SubprocessVectorEnv(name, kwargs, num_envs, workers)
+        return SubprocessVectorEnv(name, kwargs, num_envs, workers, timeout)
     return InProcessVectorEnv(lambda: make_env(name, kwargs), num_envs)

@@ -166,21 +166,23 @@ class SubprocessVectorEnv:
             child.close()
             self._conns.append(parent)
             self._procs.append(proc)
-        infos = [self._receive(k) for k in range(workers)]
+        # start-up imports the task's packages (JAX, say): allow it longer than a step
+        infos = [self._receive(k, max(timeout, 120.0)) for k in range(workers)]
         self._info: EnvInfo = infos[0]
         n, a = self._info.n_agents, self._info.n_actions
         self._obs = np.zeros((num_envs, n, self._info.obs_dim), np.float32)
         self._state = np.zeros((num_envs, self._info.state_dim), np.float32)
         self._avail = np.ones((num_envs, n, a), bool)
 
-    def _receive(self, k: int) -> Any:
+    def _receive(self, k: int, timeout: float | None = None) -> Any:
         conn, proc = self._conns[k], self._procs[k]
+        timeout = self.timeout if timeout is None else timeout
         try:
-            ready = conn.poll(self.timeout)
+            ready = conn.poll(timeout)
             if not ready:
                 raise EnvWorkerError(
                     f"environment {self.name!r}: worker {k} did not answer within "
-                    f"{self.timeout:.0f} s (hung?); check the task or raise worker_timeout_seconds"
+                    f"{timeout:.0f} s (hung?); check the task or raise worker_timeout_seconds"
                 )
             status, payload = conn.recv()
         except (EOFError, ConnectionError, OSError) as err:

@@ -1,0 +1,134 @@
+"""Learning benchmark: train one algorithm on one task over several seeds and record it.
+
+Run, for example::
+
+    .venv/bin/python benchmarks/learn.py qmix lbf_8x8_2p_2f_coop --seeds 0 1 2 --jobs 2 \\
+        --threshold 0.9
+
+Seeds run in parallel processes (``--jobs``, one torch thread each). Writes
+``benchmarks/results/<algo>_<task>.md`` (command, seeds, per-seed table, wall times) and
+``benchmarks/results/<algo>_<task>.png`` (test return of every seed and their mean), and prints
+the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from qmix.plots import plot_curves, read_metrics
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_seed(algo: str, task: str, seed: int, overrides: list[str], out: Path) -> dict:
+    run_dir = out / f"{algo}_{task}_seed{seed}"
+    command = [sys.executable, "-m", "qmix", "train", algo, task, f"seed={seed}", *overrides]
+    command += ["--run-dir", str(run_dir), "--quiet"]
+    start = time.perf_counter()
+    proc = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"seed {seed} failed:\n{proc.stderr[-3000:]}")
+    return {"seed": seed, "wall": wall, "rows": read_metrics(run_dir), "run_dir": run_dir}
+
+
+def first_step_at(rows: list[dict], key: str, threshold: float) -> int | None:
+    for row in rows:
+        if key in row and row[key] >= threshold:
+            return int(row["env_steps"])
+    return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("algo")
+    parser.add_argument("task")
+    parser.add_argument("overrides", nargs="*", help="key=value config overrides")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--threshold", type=float, default=None)
+    parser.add_argument("--metric", default="test_return")
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "benchmarks")
+    args = parser.parse_args()
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        results = list(
+            pool.map(
+                lambda s: run_seed(args.algo, args.task, s, args.overrides, args.out), args.seeds
+            )
+        )
+    total_wall = time.perf_counter() - start
+
+    name = f"{args.algo}_{args.task}"
+    lines = [
+        f"# {args.algo} on {args.task}",
+        "",
+        "Command (from the repository root):",
+        "",
+        "```bash",
+        shlex.join(
+            [".venv/bin/python", "benchmarks/learn.py", args.algo, args.task, *args.overrides]
+            + ["--seeds", *map(str, args.seeds), "--jobs", str(args.jobs)]
+            + (["--threshold", str(args.threshold)] if args.threshold is not None else [])
+        ),
+        "```",
+        "",
+        f"Machine: 2 cores, no GPU; {args.jobs} seeds at a time, one torch thread each.",
+        "",
+        f"| seed | final {args.metric} | best | env steps | "
+        + (f"first step at >= {args.threshold} | " if args.threshold is not None else "")
+        + "wall time (s) |",
+        "|---|---|---|---|" + ("---|" if args.threshold is not None else "") + "---|",
+    ]
+    finals = []
+    for r in results:
+        tests = [row[args.metric] for row in r["rows"] if args.metric in row]
+        finals.append(tests[-1])
+        steps = max(row["env_steps"] for row in r["rows"])
+        cells = [str(r["seed"]), f"{tests[-1]:.3f}", f"{max(tests):.3f}", f"{steps:,}"]
+        if args.threshold is not None:
+            hit = first_step_at(r["rows"], args.metric, args.threshold)
+            cells.append(f"{hit:,}" if hit is not None else "not reached")
+        cells.append(f"{r['wall']:.0f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        f"Mean final {args.metric} over {len(finals)} seeds: **{np.mean(finals):.3f}** "
+        f"(min {np.min(finals):.3f}); total wall time {total_wall:.0f} s.",
+        "",
+        f"![curves]({name}.png)",
+    ]
+    config = (results[0]["run_dir"] / "config.yaml").read_text()
+    lines += [
+        "",
+        "Resolved configuration (seed 0 shown):",
+        "",
+        "```yaml",
+        config.strip(),
+        "```",
+        "",
+    ]
+    out_dir = ROOT / "benchmarks" / "results"
+    (out_dir / f"{name}.md").write_text("\n".join(lines))
+    plot_curves(
+        [(f"seed {r['seed']}", r["rows"]) for r in results],
+        out_dir / f"{name}.png",
+        f"{args.algo} on {args.task} ({len(results)} seeds)",
+        metric=args.metric,
+    )
+    (out_dir / f"{name}.json").write_text(json.dumps({str(r["seed"]): r["rows"] for r in results}))
+    print("\n".join(lines[:-8]))
+
+
+if __name__ == "__main__":
+    main()

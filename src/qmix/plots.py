@@ -1,0 +1,58 @@
+"""Learning-curve plots (matplotlib, imported only when a plot is drawn)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """Rows of a run directory's ``metrics.jsonl``."""
+    path = Path(run_dir) / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def plot_curves(
+    runs: Sequence[tuple[str, list[dict[str, Any]]]],
+    path: Path,
+    title: str = "",
+    metric: str = "test_return",
+) -> Path:
+    """Draw ``metric`` against env steps for each ``(label, rows)`` and save a PNG.
+
+    Training return (epsilon-greedy, last 100 episodes) is drawn thin and dashed behind the
+    greedy test metric, so the two are never confused.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; no display needed
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+    for i, (label, rows) in enumerate(runs):
+        colour = f"C{i % 10}"
+        test = [(r["env_steps"], r[metric]) for r in rows if metric in r]
+        train = [(r["env_steps"], r["train_return"]) for r in rows if "train_return" in r]
+        if train and metric == "test_return":
+            xs, ys = zip(*train, strict=True)
+            ax.plot(xs, ys, color=colour, lw=0.8, ls="--", alpha=0.5)
+        if test:
+            xs, ys = zip(*test, strict=True)
+            ax.plot(xs, ys, color=colour, lw=1.8, label=label)
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel(
+        "team return per episode" if metric == "test_return" else metric.replace("_", " ")
+    )
+    ax.set_title(title or metric)
+    ax.grid(alpha=0.3)
+    if metric == "test_return":
+        ax.plot([], [], color="grey", lw=0.8, ls="--", label="training return (ε-greedy)")
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
