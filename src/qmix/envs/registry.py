@@ -43,7 +43,10 @@ ENVS: dict[str, EnvSpec] = {
     "mpe": EnvSpec("qmix.envs.pettingzoo:make_mpe", "MPE via mpe2 (scenario)", extra="mpe"),
     "smax": EnvSpec("qmix.envs.smax:make_smax", "SMAX in JAX (map_name)", True, extra="smax"),
     "vmas": EnvSpec("qmix.envs.vmas:make_vmas", "VMAS batched torch (scenario)", True, "vmas"),
-    "smac": EnvSpec("qmix.envs.smac:make_smac", "SMAC / SMACv2, needs StarCraft II (map_name)"),
+    "smac": EnvSpec("qmix.envs.smac:make_smac", "SMAC, needs StarCraft II (map_name)"),
+    "smacv2": EnvSpec(
+        "qmix.envs.smac:make_smacv2", "SMACv2, needs StarCraft II (map_name, capability_config)"
+    ),
 }
 
 
