@@ -99,7 +99,7 @@ def test_registry_builds_the_adapters() -> None:
 
 
 def test_lbf_time_limit_is_truncated_not_terminated() -> None:
-    env, raw = make_lbf(LBF_8X8), raw_lbf(LBF_8X8)
+    env, raw = make_lbf(LBF_8X8, normalize_obs=False), raw_lbf(LBF_8X8)
     env.reset(seed=0)
     raw.reset(seed=0)
     idle = np.zeros(2, dtype=np.int64)  # NONE: no food is ever collected
@@ -137,7 +137,7 @@ def test_lbf_all_food_collected_is_terminated(seed: int) -> None:
 
 
 def test_team_reward_is_sum_of_agent_rewards_and_obs_match_raw_env() -> None:
-    env, raw = make_lbf(LBF_ONE_FOOD), raw_lbf(LBF_ONE_FOOD)
+    env, raw = make_lbf(LBF_ONE_FOOD, normalize_obs=False), raw_lbf(LBF_ONE_FOOD)
     env.reset(seed=3)
     raw_obs, _ = raw.reset(seed=3)
     np.testing.assert_array_equal(env.observations(), np.stack(raw_obs))
@@ -310,3 +310,14 @@ def test_render_rgb_frame() -> None:
     assert frame.dtype == np.uint8
     assert frame.ndim == 3 and frame.shape[2] == 3
     env.close()
+
+
+def test_lbf_observations_are_scaled_by_their_bounds() -> None:
+    env, raw = make_lbf(LBF_8X8), raw_lbf(LBF_8X8)
+    high = np.stack([np.asarray(space.high) for space in raw.observation_space])  # [N, O]
+    for seed in (0, 5):
+        env.reset(seed=seed)
+        raw_obs, _ = raw.reset(seed=seed)
+        np.testing.assert_allclose(env.observations(), np.stack(raw_obs) / np.maximum(high, 1))
+        assert np.abs(env.observations()).max() <= 1.0
+        np.testing.assert_array_equal(env.state(), env.observations().reshape(-1))

@@ -6,6 +6,7 @@ explicit arguments.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import time
@@ -169,6 +170,7 @@ def train(cfg: Config, run_dir: Path | None = None, progress: bool = True) -> Ru
     last_target_update = last_test = last_log = 0
     recent_returns: list[float] = []
     last_loss: float | None = None
+    last_learn: dict[str, float] = {}
     last_test_return: float | None = None
     started = time.perf_counter()
 
@@ -191,6 +193,7 @@ def train(cfg: Config, run_dir: Path | None = None, progress: bool = True) -> Ru
                 learner_stats = learner.train(sample)
                 updates += 1
                 last_loss = learner_stats.loss
+                last_learn = dataclasses.asdict(learner_stats)
                 # ---- targets: soft after every update, or hard every K episodes ----------
                 if cfg.target_update == "soft":
                     learner.soft_update_targets(cfg.target_tau)
@@ -233,6 +236,7 @@ def train(cfg: Config, run_dir: Path | None = None, progress: bool = True) -> Ru
                     "train_return": train_return,
                     "epsilon": epsilon,
                     "loss": last_loss,
+                    **{k: v for k, v in last_learn.items() if k != "loss"},
                     "buffer_episodes": len(buffer),
                     "wall_seconds": time.perf_counter() - started,
                 }

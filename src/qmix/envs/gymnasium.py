@@ -200,14 +200,32 @@ class LBFEnv(GymnasiumMultiAgentEnv):
     Masks come from LBF's per-agent valid actions (``ForagingEnv._valid_actions``, the list
     LBF itself checks actions against); ``NONE`` (action 0) is always valid. The only true
     terminal is "all food collected"; LBF's ``max_episode_steps`` end is a truncation.
+
+    With ``normalize_obs`` (the default) every observation entry is divided by its bound in
+    LBF's observation space (coordinates by ``field_size - 1``, levels by the largest level),
+    so inputs lie in [-1, 1] and the "not visible" marker -1 stays negative. Raw LBF inputs
+    reach 7 on 8x8 grids, which makes QMIX's hypernetworks start with ``|Q_tot|`` around 30
+    for rewards of at most 1 (docs/implementation.md, "Input scale").
     """
 
-    def __init__(self, env: Any) -> None:
+    def __init__(self, env: Any, normalize_obs: bool = True) -> None:
         from lbforaging.foraging.environment import Action
 
         # Enum.value is a slow property; a dict lookup per valid action is ~5x cheaper.
         self._action_index = {action: action.value for action in Action}
+        self._scale: np.ndarray | None = None
         super().__init__(env, episode_limit=int(env.unwrapped._max_episode_steps))
+        if normalize_obs:
+            scale = np.ones_like(self._obs)  # [N, O]
+            for i, space in enumerate(env.observation_space):
+                high = np.asarray(space.high, dtype=np.float32).reshape(-1)
+                scale[i, : high.size] = 1.0 / np.maximum(np.abs(high), 1.0)
+            self._scale = scale
+
+    def _write_obs(self, obs: Any) -> None:
+        super()._write_obs(obs)
+        if self._scale is not None:
+            self._obs *= self._scale  # in place: state() is a view of this buffer
 
     def reset(self, seed: int | None = None) -> None:
         """Start a new episode; the same seed gives the same episode.
@@ -324,12 +342,15 @@ def make_gymnasium(
         ) from err
 
 
-def make_lbf(key: str = "Foraging-8x8-2p-2f-coop-v3", **kwargs: Any) -> LBFEnv:
+def make_lbf(
+    key: str = "Foraging-8x8-2p-2f-coop-v3", normalize_obs: bool = True, **kwargs: Any
+) -> LBFEnv:
     """Level-Based Foraging; episode limit = LBF's ``max_episode_steps`` (50 when registered).
 
     Args:
         key: an lbforaging id, e.g. ``"Foraging-8x8-2p-2f-coop-v3"`` or
             ``"Foraging-2s-10x10-3p-3f-v3"``.
+        normalize_obs: divide each observation entry by its bound (inputs in [-1, 1]).
         **kwargs: ``ForagingEnv`` arguments overriding the registered ones (``max_episode_steps``
             included: it is given to LBF itself, not to a gymnasium TimeLimit wrapper), or
             ``gymnasium.make`` options.
@@ -352,7 +373,7 @@ def make_lbf(key: str = "Foraging-8x8-2p-2f-coop-v3", **kwargs: Any) -> LBFEnv:
         target = dataclasses.replace(spec, kwargs={**spec.kwargs, "max_episode_steps": limit})
     if not str(getattr(target, "id", target)).startswith("Foraging"):
         raise ValueError(f"unknown LBF task {key!r}: ids look like 'Foraging-8x8-2p-2f-coop-v3'")
-    return LBFEnv(_gym_make(target, kwargs, "Foraging-8x8-2p-2f-coop-v3"))
+    return LBFEnv(_gym_make(target, kwargs, "Foraging-8x8-2p-2f-coop-v3"), normalize_obs)
 
 
 def make_rware(key: str = "rware-tiny-2ag-v2", **kwargs: Any) -> RWAREEnv:

@@ -1,0 +1,241 @@
+"""JaxMARL's SMAX (StarCraft-like micromanagement in JAX) as a :class:`VectorEnv`.
+
+The learners control the allied units; the enemies are played by JaxMARL's heuristic AI
+(``HeuristicEnemySMAX``). All ``B`` environments live in one batched JAX state that is
+stepped and reset by ``jax.jit(jax.vmap(...))`` functions compiled once per instance.
+
+Translation from JaxMARL (jaxmarl 0.2.0):
+
+- Steps use ``step_env``, the non-auto-resetting step (the public ``step`` resets a finished
+  episode at once, which would hide the final state needed for bootstrapping).
+- ``terminated``: all allies dead or all enemies dead. ``truncated``: the step counter reached
+  ``max_steps`` without a battle end (JaxMARL reports both as ``dones["__all__"]``).
+- ``battle_won``: all enemies dead and at least one ally alive (the condition under which
+  JaxMARL pays ``won_battle_bonus``; both teams dying together is a draw, not a win).
+- Team reward: JaxMARL returns one reward per agent, identical within a team (the allies'
+  normalised damage dealt plus the win bonus); ``ally_0``'s reward is used.
+- Global state: SMAX's own world state (``get_world_state``): per unit health fraction,
+  raw position, raw weapon cooldown and unit-type one-hot (zeros for dead units), then every
+  unit's team and type. Positions are in map units (0 to 32), not normalised.
+- Seeds: environment ``i`` is reset with ``jax.random.PRNGKey(seeds[i] % 2**32)`` and keeps its
+  own key stream, so an episode depends only on its seed and its actions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from qmix.envs.base import VectorEnv, VectorStep
+from qmix.types import EnvInfo
+
+
+class SMAXVectorEnv:
+    """``B`` SMAX battles against the heuristic enemy, batched in one JAX state.
+
+    Args:
+        map_name: a SMAX scenario name, e.g. ``"3m"``, ``"2s3z"``, ``"3s_vs_5z"``.
+        num_envs: ``B``, the number of battles stepped together.
+        **kwargs: passed to ``jaxmarl.make("HeuristicEnemySMAX", ...)``, e.g. ``max_steps``
+            (the episode limit, default 100), ``enemy_shoots``, ``attack_mode``,
+            ``observation_type``, ``won_battle_bonus``.
+
+    Arrays returned are numpy, read after one ``jax.device_get`` per reset or step:
+    ``observations() [B, N, O]`` float32, ``states() [B, S]`` float32,
+    ``avail_actions() [B, N, A]`` bool.
+    """
+
+    def __init__(self, map_name: str = "3m", num_envs: int = 1, **kwargs: Any) -> None:
+        import jax
+        import jax.numpy as jnp
+        import jaxmarl
+        from jaxmarl.environments.smax.smax_env import MAP_NAME_TO_SCENARIO, map_name_to_scenario
+
+        if map_name not in MAP_NAME_TO_SCENARIO:
+            known = ", ".join(sorted(MAP_NAME_TO_SCENARIO))
+            raise ValueError(f"unknown SMAX map_name {map_name!r}: use one of {known}")
+        if not isinstance(num_envs, int) or num_envs < 1:
+            raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
+        if "scenario" in kwargs:
+            raise ValueError("pass the SMAX scenario as map_name, not as scenario")
+        if kwargs.get("action_type", "discrete") != "discrete":
+            raise ValueError(
+                f"only action_type='discrete' is supported, got {kwargs['action_type']!r}"
+            )
+
+        env: Any = jaxmarl.make(
+            "HeuristicEnemySMAX", scenario=map_name_to_scenario(map_name), **kwargs
+        )
+        self._env = env
+        self.map_name = map_name
+        self.num_envs = num_envs
+        n_allies = int(env.num_allies)
+        self._info = EnvInfo(
+            n_agents=n_allies,
+            n_actions=int(env.num_ally_actions),
+            obs_dim=int(env.obs_size),
+            state_dim=int(env.state_size),
+            episode_limit=int(env.max_steps),
+        )
+        agents = list(env.agents)  # the allies, "ally_0" ... "ally_{N-1}"
+
+        def views(state: Any) -> tuple[Any, Any, Any]:
+            """What the agents see in one env: obs [N, O], world state [S], avail [N, A]."""
+            obs_dict = env.get_obs(state)
+            obs = jnp.stack([obs_dict[a] for a in agents]).astype(jnp.float32)
+            world = env.get_world_state(state).astype(jnp.float32)
+            avail_dict = env.get_avail_actions(state)
+            avail = jnp.stack([avail_dict[a] for a in agents]).astype(jnp.bool_)
+            return obs, world, avail
+
+        def reset_one(seed: Any) -> tuple[Any, Any, Any]:
+            """Fresh episode from a uint32 seed: (env state, run key, views)."""
+            reset_key, run_key = jax.random.split(jax.random.PRNGKey(seed))
+            _, state = env.reset(reset_key)
+            return state, run_key, views(state)
+
+        def step_one(state: Any, key: Any, actions: Any) -> tuple[Any, ...]:
+            """One transition of one env; ``actions [N]`` int."""
+            key, step_key = jax.random.split(key)
+            action_dict = {a: actions[i] for i, a in enumerate(agents)}
+            _, state, rewards, _, _ = env.step_env(step_key, state, action_dict)
+            alive = state.state.unit_alive  # [N + enemies], allies first
+            allies_dead = ~jnp.any(alive[:n_allies])
+            enemies_dead = ~jnp.any(alive[n_allies:])
+            terminated = allies_dead | enemies_dead
+            # SMAX's own time limit: is_terminal uses step >= max_steps after the increment.
+            truncated = (state.state.step >= env.max_steps) & ~terminated
+            won = enemies_dead & ~allies_dead
+            reward = rewards[agents[0]].astype(jnp.float32)  # identical for every ally
+            return state, key, views(state), reward, terminated, truncated, won
+
+        def select(mask: Any, new: Any, old: Any) -> Any:
+            """Per env (leading axis B), take ``new`` where ``mask`` else ``old``."""
+
+            def pick(x: Any, y: Any) -> Any:
+                return jnp.where(mask.reshape((-1,) + (1,) * (x.ndim - 1)), x, y)
+
+            return jax.tree.map(pick, new, old)
+
+        # carry = (env states [B, ...], PRNG keys [B, 2], views (obs [B, N, O], state [B, S],
+        # avail [B, N, A])): everything that lives on the device between calls.
+        def batched_reset(carry: Any, seeds: Any, mask: Any) -> tuple[Any, Any]:
+            """Fresh episodes for ``mask [B]`` from ``seeds [B]`` uint32; returns carry, views."""
+            fresh = jax.vmap(reset_one)(seeds)
+            carry = select(mask, fresh, carry)
+            return carry, carry[2]
+
+        def batched_step(carry: Any, actions: Any, active: Any) -> tuple[Any, Any]:
+            """Step ``active [B]`` envs with ``actions [B, N]``; returns carry, (views, flags)."""
+            state, key, _ = carry
+            new_state, new_key, new_views, reward, term, trunc, won = jax.vmap(step_one)(
+                state, key, actions
+            )
+            # Inactive envs keep their state, so a finished episode's final arrays stay readable.
+            carry = select(active, (new_state, new_key, new_views), carry)
+            flags = (
+                jnp.where(active, reward, 0.0),
+                term & active,
+                trunc & active,
+                won & active,
+            )
+            return carry, (carry[2], flags)
+
+        self._reset_fn = jax.jit(batched_reset)
+        self._step_fn = jax.jit(batched_step)
+        self._device_get = jax.device_get
+        self._tree_map = jax.tree.map
+        # A placeholder carry of the right shapes (traced, not compiled), then env i starts
+        # from seed i so the arrays are defined before the runner's first reset.
+        shapes = jax.eval_shape(jax.vmap(reset_one), jnp.zeros(num_envs, dtype=jnp.uint32))
+        self._carry: Any = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+        self._views: tuple[np.ndarray, np.ndarray, np.ndarray]
+        self.reset(list(range(num_envs)), np.ones(num_envs, dtype=bool))
+
+    def env_info(self) -> EnvInfo:
+        """Sizes of the task: N allies, A = enemies + 5 actions, episode limit ``max_steps``."""
+        return self._info
+
+    def reset(self, seeds: Sequence[int], mask: np.ndarray) -> None:
+        """Start new episodes in the envs with ``mask [B]``, env ``i`` seeded with ``seeds[i]``.
+
+        Raises:
+            ValueError: ``seeds`` or ``mask`` do not have ``B`` entries.
+        """
+        mask = np.asarray(mask, dtype=bool)
+        if len(seeds) != self.num_envs or mask.shape != (self.num_envs,):
+            raise ValueError(
+                f"expected {self.num_envs} seeds and a mask of shape [{self.num_envs}], "
+                f"got {len(seeds)} seeds and mask shape {list(mask.shape)}"
+            )
+        # PRNGKey takes 32-bit seeds; wrap larger or negative ones instead of overflowing.
+        seeds32 = np.array([int(s) % 2**32 for s in seeds], dtype=np.uint32)
+        self._carry, views = self._reset_fn(self._carry, seeds32, mask)
+        self._views = tuple(self._fetch(views))
+
+    def _fetch(self, tree: Any) -> Any:
+        """Bring a pytree of device arrays to numpy in one transfer, as writable copies.
+
+        ``jax.device_get`` hands back read-only views of JAX buffers on CPU; copying the few
+        small arrays lets callers write into them like any other env's arrays.
+        """
+        return self._tree_map(np.array, self._device_get(tree))
+
+    def observations(self) -> np.ndarray:
+        """Per-agent observations, ``[B, N, O]`` float32."""
+        return self._views[0]
+
+    def states(self) -> np.ndarray:
+        """SMAX world states, ``[B, S]`` float32."""
+        return self._views[1]
+
+    def avail_actions(self) -> np.ndarray:
+        """Available actions, ``[B, N, A]`` bool (a dead unit may only take no-op 4)."""
+        return self._views[2]
+
+    def step(self, actions: np.ndarray, active: np.ndarray) -> VectorStep:
+        """Step the envs with ``active [B]`` using ``actions [B, N]`` (int); no auto-reset.
+
+        Returns:
+            team rewards ``[B]``, ``terminated [B]`` (battle over), ``truncated [B]`` (time
+            limit), and ``infos`` with ``{"battle_won": bool}`` for every env that ended.
+
+        Raises:
+            ValueError: ``actions`` is not ``[B, N]`` or ``active`` is not ``[B]``.
+        """
+        actions = np.asarray(actions)
+        active = np.asarray(active, dtype=bool)
+        expected = (self.num_envs, self._info.n_agents)
+        if actions.shape != expected or active.shape != (self.num_envs,):
+            raise ValueError(
+                f"expected actions of shape {list(expected)} and active of shape "
+                f"[{self.num_envs}], got {list(actions.shape)} and {list(active.shape)}"
+            )
+        self._carry, packed = self._step_fn(self._carry, actions.astype(np.int32), active)
+        views, (reward, terminated, truncated, won) = self._fetch(packed)
+        self._views = tuple(views)
+        ended = terminated | truncated
+        infos: list[dict[str, Any]] = [
+            {"battle_won": bool(won[i])} if ended[i] else {} for i in range(self.num_envs)
+        ]
+        return VectorStep(reward=reward, terminated=terminated, truncated=truncated, infos=infos)
+
+    def close(self) -> None:
+        """Drop the batched JAX state (nothing else to release)."""
+        self._carry = None
+
+
+def make_smax(map_name: str = "3m", num_envs: int = 1, **kwargs: Any) -> VectorEnv:
+    """Build ``num_envs`` SMAX battles on ``map_name`` against the heuristic enemy.
+
+    Args:
+        map_name: a SMAX scenario (``"3m"``, ``"2s3z"``, ``"3s_vs_5z"``, ...).
+        num_envs: ``B``.
+        **kwargs: forwarded to JaxMARL's ``HeuristicEnemySMAX``, e.g. ``max_steps``.
+
+    Returns:
+        a :class:`~qmix.envs.base.VectorEnv` over ``B`` environments.
+    """
+    return SMAXVectorEnv(map_name, num_envs, **kwargs)
