@@ -52,7 +52,7 @@ def test_make_vector_env_chooses_workers() -> None:
 class CrashingEnv(CountdownEnv):
     """Raises on its third step."""
 
-    def step(self, actions: np.ndarray):  # type: ignore[no-untyped-def]
+    def step(self, actions: np.ndarray):
         if self.t == 2:
             raise RuntimeError("simulator exploded")
         return super().step(actions)
@@ -61,14 +61,14 @@ class CrashingEnv(CountdownEnv):
 class DyingEnv(CountdownEnv):
     """The whole process disappears on the first step (as a segfault would)."""
 
-    def step(self, actions: np.ndarray):  # type: ignore[no-untyped-def]
+    def step(self, actions: np.ndarray):
         os._exit(3)
 
 
 class HangingEnv(CountdownEnv):
     """Never returns from step."""
 
-    def step(self, actions: np.ndarray):  # type: ignore[no-untyped-def]
+    def step(self, actions: np.ndarray):
         time.sleep(3600)
 
 
@@ -94,5 +94,5 @@ def test_worker_failures_are_clear_errors_naming_the_task(factory: str, message:
 
 
 def test_worker_that_fails_at_construction() -> None:
-    with pytest.raises(EnvWorkerError, match="worker 0 failed: .*rejected env_args"):
+    with pytest.raises(EnvWorkerError, match=r"worker 0 failed: .*rejected env_args"):
         SubprocessVectorEnv("two_step", {"size": 3}, num_envs=1, workers=1)
