@@ -59,3 +59,17 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(
     assert message in out.stderr
     assert out.stderr.strip().count("\n") == 0
     assert not (tmp_path / "runs").exists()
+
+
+def test_check_env_passes_and_fails_with_a_reason(tmp_path: Path) -> None:
+    (tmp_path / "my_tasks.py").write_text(
+        "from tests.test_envs import _BrokenMask, _WrongShape\n"
+        "def broken():\n    return _BrokenMask()\n"
+    )
+    ok = _qmix("check-env", "two_step", cwd=tmp_path)
+    assert ok.returncode == 0 and "OK" in ok.stdout
+    bad = _qmix("check-env", "my_tasks:broken", cwd=tmp_path)
+    assert bad.returncode == 2
+    assert "no available action" in bad.stderr and bad.stderr.strip().count("\n") == 0
+    unknown = _qmix("check-env", "nope", cwd=tmp_path)
+    assert unknown.returncode == 2 and "unknown task 'nope'" in unknown.stderr

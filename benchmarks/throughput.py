@@ -1,0 +1,111 @@
+"""Throughput: raw env steps/s, collection steps/s with the policy, full training steps/s.
+
+Run: ``.venv/bin/python benchmarks/throughput.py [--tasks lbf_8x8_2p_2f_coop smax_3m]
+[--batch 1 8 32] [--seconds 5]``. For each task preset and each number of parallel
+environments ``B`` it prints:
+
+- raw: random available actions stepped through the VectorEnv (no policy, no storage);
+- collect: the runner with a QMIX agent choosing actions (epsilon 0.5) and filling episodes;
+- train: the whole training loop at the preset's settings with ``n_envs = B`` (collection,
+  replay, the preset's updates per collection, target updates; no evaluation);
+
+and the ratio collect / raw. One torch thread; medians of ``--repeats`` timed blocks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from qmix import make_config
+from qmix.envs.registry import make_vector_env
+from qmix.runner import EpisodeRunner
+from qmix.trainer import build_learner, episode_seeds, train
+
+
+def raw_rate(task: str, b: int, seconds: float) -> float:
+    cfg = make_config("qmix", task, {"n_envs": b})
+    envs = make_vector_env(cfg.env, cfg.env_args, b, cfg.env_workers)
+    rng = np.random.default_rng(0)
+    everyone = np.ones(b, bool)
+    envs.reset(list(range(b)), everyone)
+    limit = envs.env_info().episode_limit
+    t = np.zeros(b, int)
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        avail = envs.avail_actions()
+        # random available action per agent: argmax of noise over the mask
+        actions = np.where(avail, rng.random(avail.shape), -1.0).argmax(-1)
+        result = envs.step(actions, everyone)
+        steps += b
+        t += 1
+        done = result.terminated | result.truncated | (t >= limit)
+        if done.any():
+            envs.reset([int(s) for s in rng.integers(0, 2**31, b)], done)
+            t[done] = 0
+    rate = steps / (time.perf_counter() - start)
+    envs.close()
+    return rate
+
+
+def collect_rate(task: str, b: int, seconds: float) -> float:
+    cfg = make_config("qmix", task, {"n_envs": b})
+    envs = make_vector_env(cfg.env, cfg.env_args, b, cfg.env_workers)
+    learner = build_learner(cfg, envs.env_info())
+    runner = EpisodeRunner(envs, learner.controller)
+    gen = torch.Generator().manual_seed(0)
+    runner.run(episode_seeds(0, 0, 0, b), 0.5, gen)  # warm-up (JIT, caches)
+    steps, start, k = 0, time.perf_counter(), 1
+    while time.perf_counter() - start < seconds:
+        _, stats = runner.run(episode_seeds(0, 0, k * b, b), 0.5, gen)
+        steps += stats.env_steps
+        k += 1
+    rate = steps / (time.perf_counter() - start)
+    envs.close()
+    return rate
+
+
+def train_rate(task: str, b: int, env_steps: int) -> float:
+    cfg = make_config(
+        "qmix",
+        task,
+        {"n_envs": b, "total_env_steps": env_steps, "test_episodes": 0, "seed": 0},
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        train(cfg, run_dir=Path(tmp), progress=False)
+        return env_steps / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--tasks", nargs="+", default=["lbf_8x8_2p_2f_coop", "smax_3m"])
+    parser.add_argument("--batch", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--train-steps", type=int, default=20_000)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    print("| task | B | raw steps/s | collect steps/s | collect / raw | train steps/s |")
+    print("|---|---|---|---|---|---|")
+    for task in args.tasks:
+        for b in args.batch:
+            raw = statistics.median(raw_rate(task, b, args.seconds) for _ in range(args.repeats))
+            col = statistics.median(
+                collect_rate(task, b, args.seconds) for _ in range(args.repeats)
+            )
+            trn = train_rate(task, b, args.train_steps)
+            print(
+                f"| {task} | {b} | {raw:,.0f} | {col:,.0f} | {col / raw:.0%} | {trn:,.0f} |",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
