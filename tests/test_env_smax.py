@@ -115,3 +115,15 @@ def test_bad_arguments_are_rejected() -> None:
         make_smax("4m")
     with pytest.raises(ValueError, match="num_envs"):
         make_smax("3m", num_envs=0)
+
+
+def test_world_state_is_normalised() -> None:
+    envs = make_smax("3m", num_envs=2)
+    raw = make_smax("3m", num_envs=2, normalize_state=False)
+    mask = np.ones(2, bool)
+    envs.reset([5, 6], mask)
+    raw.reset([5, 6], mask)
+    assert np.abs(raw.states()).max() > 2.0  # raw positions are in map units (0..32)
+    assert envs.states().min() >= 0.0 and envs.states().max() <= 1.0
+    scaled_positions = envs.states()[:, 1:3]
+    np.testing.assert_allclose(scaled_positions, raw.states()[:, 1:3] / 32.0, rtol=1e-6)

@@ -38,6 +38,9 @@ class SMAXVectorEnv:
     Args:
         map_name: a SMAX scenario name, e.g. ``"3m"``, ``"2s3z"``, ``"3s_vs_5z"``.
         num_envs: ``B``, the number of battles stepped together.
+        normalize_state: scale the world state's positions by the map size, cooldowns by the
+            longest cooldown and unit types by the largest type, so it lies in [0, 1] (raw
+            positions reach 32; see docs/environments.md).
         **kwargs: passed to ``jaxmarl.make("HeuristicEnemySMAX", ...)``, e.g. ``max_steps``
             (the episode limit, default 100), ``enemy_shoots``, ``attack_mode``,
             ``observation_type``, ``won_battle_bonus``.
@@ -47,7 +50,9 @@ class SMAXVectorEnv:
     ``avail_actions() [B, N, A]`` bool.
     """
 
-    def __init__(self, map_name: str = "3m", num_envs: int = 1, **kwargs: Any) -> None:
+    def __init__(
+        self, map_name: str = "3m", num_envs: int = 1, normalize_state: bool = True, **kwargs: Any
+    ) -> None:
         import jax
         import jax.numpy as jnp
         import jaxmarl
@@ -80,12 +85,13 @@ class SMAXVectorEnv:
             episode_limit=int(env.max_steps),
         )
         agents = list(env.agents)  # the allies, "ally_0" ... "ally_{N-1}"
+        state_scale = jnp.asarray(_world_state_scale(env) if normalize_state else 1.0)
 
         def views(state: Any) -> tuple[Any, Any, Any]:
             """What the agents see in one env: obs [N, O], world state [S], avail [N, A]."""
             obs_dict = env.get_obs(state)
             obs = jnp.stack([obs_dict[a] for a in agents]).astype(jnp.float32)
-            world = env.get_world_state(state).astype(jnp.float32)
+            world = env.get_world_state(state).astype(jnp.float32) * state_scale
             avail_dict = env.get_avail_actions(state)
             avail = jnp.stack([avail_dict[a] for a in agents]).astype(jnp.bool_)
             return obs, world, avail
@@ -239,3 +245,26 @@ def make_smax(map_name: str = "3m", num_envs: int = 1, **kwargs: Any) -> VectorE
         a :class:`~qmix.envs.base.VectorEnv` over ``B`` environments.
     """
     return SMAXVectorEnv(map_name, num_envs, **kwargs)
+
+
+def _world_state_scale(env: Any) -> np.ndarray:
+    """Per-entry scale of SMAX's world state ``[S]``.
+
+    Layout (``SMAX.get_world_state``): for each of the ``U`` units its ``own_features``
+    (health fraction, x, y, weapon cooldown, unit-type one-hot), then the ``U`` unit teams,
+    then the ``U`` unit types (integers).
+    """
+    features = list(env.own_features)
+    units = int(env.state_size) // (len(features) + 2)
+    per_unit = np.ones(len(features), np.float32)
+    per_unit[features.index("position_x")] = 1.0 / float(env.map_width)
+    per_unit[features.index("position_y")] = 1.0 / float(env.map_height)
+    per_unit[features.index("weapon_cooldown")] = 1.0 / float(
+        np.max(env.unit_type_weapon_cooldowns)
+    )
+    n_types = len(env.unit_type_weapon_cooldowns)
+    types = np.full(units, 1.0 / max(n_types - 1, 1), np.float32)
+    scale = np.concatenate([np.tile(per_unit, units), np.ones(units, np.float32), types])
+    if scale.size != int(env.state_size):
+        raise ValueError(f"unexpected SMAX world-state size {env.state_size} for {units} units")
+    return scale
