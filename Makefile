@@ -4,14 +4,19 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo two-step test lint bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test,envs,plots]"
 	touch $(STAMP)
 
+# QMIX on Level-Based Foraging 8x8-2p-2f-coop: live progress line, learning curve at the end.
 demo: $(STAMP)
+	$(BIN)/qmix train qmix lbf_8x8_2p_2f_coop
+
+# The paper's two-step game with QMIX and VDN: prints the learned Q_tot tables.
+two-step: $(STAMP)
 	$(BIN)/qmix train qmix two_step
 	$(BIN)/qmix train vdn two_step
 
@@ -21,10 +26,11 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: lint
-	$(BIN)/python -m pytest
+	QMIX_REQUIRE_ENVS=1 $(BIN)/python -m pytest
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/two_step_time.py
+	$(BIN)/python benchmarks/throughput.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache
