@@ -27,7 +27,7 @@ def test_importing_qmix_imports_no_optional_dependency() -> None:
     code = (
         "import sys, qmix, qmix.envs, qmix.envs.registry, qmix.envs.gymnasium, qmix.envs.smax, "
         "qmix.envs.vmas, qmix.envs.pettingzoo, qmix.envs.smac\n"
-        f"heavy = [m for m in {PACKAGES + ['torch', 'gymnasium']!r} if m in sys.modules]\n"
+        f"heavy = [m for m in {[*PACKAGES, 'torch', 'gymnasium']!r} if m in sys.modules]\n"
         "print(heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
