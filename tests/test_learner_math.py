@@ -94,3 +94,36 @@ def test_masked_loss_gradient_is_zero_on_padding() -> None:
     loss = masked_td_loss(chosen, torch.zeros(1, 3), torch.tensor([[1.0, 0.0, 0.0]]))
     (grad,) = torch.autograd.grad(loss, chosen)
     assert grad.tolist() == [[2.0, 0.0, 0.0]]
+
+
+def _reference_td_lambda(reward, terminated, mask, next_values, gamma, lam):
+    """The backward recursion written out step by step (the definition)."""
+    b, t = reward.shape
+    out = torch.zeros_like(next_values)
+    for i in range(b):
+        following = None
+        for k in reversed(range(t)):
+            v = next_values[i, k]
+            next_is_real = k + 1 < t and bool(mask[i, k + 1])
+            tail = following if next_is_real else v
+            cont = 0.0 if terminated[i, k] else 1.0
+            out[i, k] = reward[i, k] + gamma * cont * ((1 - lam) * v + lam * tail)
+            following = out[i, k]
+    return out
+
+
+def test_td_lambda_matches_the_recursion_on_random_episodes() -> None:
+    gen = torch.Generator().manual_seed(0)
+    b, t = 6, 9
+    lengths = torch.randint(1, t + 1, (b,), generator=gen)
+    mask = (torch.arange(t) < lengths[:, None]).float()
+    terminated = torch.zeros(b, t, dtype=torch.bool)
+    ends = torch.rand(b, generator=gen) < 0.5  # the others are truncated
+    terminated[torch.arange(b)[ends], lengths[ends] - 1] = True
+    reward = torch.randn(b, t, generator=gen)
+    for next_values in (torch.randn(b, t, generator=gen), torch.randn(b, t, 3, generator=gen)):
+        for lam in (0.0, 0.3, 0.6, 1.0):
+            fast = td_lambda_targets(reward, terminated, mask, next_values, 0.9, lam)
+            slow = _reference_td_lambda(reward, terminated, mask, next_values, 0.9, lam)
+            m = mask if next_values.dim() == 2 else mask[..., None]
+            assert torch.allclose(fast * m, slow * m, atol=1e-5)

@@ -88,16 +88,22 @@ def td_lambda_targets(
     r = reward.reshape(shape)  # [B, T, 1...]
     cont = (1.0 - terminated.float()).reshape(shape)  # [B, T, 1...]
     real = mask.reshape(shape)  # [B, T, 1...]
-    targets = torch.zeros_like(next_values)
-    horizon = reward.shape[1]
-    following = next_values[:, -1]  # G_{t+1}; unused at t = T-1 (no real next transition)
-    for t in reversed(range(horizon)):
-        next_real = real[:, t + 1] if t + 1 < horizon else torch.zeros_like(real[:, t])
-        recurse = next_real * following + (1.0 - next_real) * next_values[:, t]
-        mixed = (1.0 - td_lambda) * next_values[:, t] + td_lambda * recurse
-        targets[:, t] = r[:, t] + gamma * cont[:, t] * mixed
-        following = targets[:, t]
-    return targets
+    next_real = torch.cat([real[:, 1:], torch.zeros_like(real[:, :1])], dim=1)  # [B, T, 1...]
+    # The recursion is linear, G_t = a_t + b_t G_{t+1}, so G_t = sum_{k>=t} W[t, k] a_k with
+    # W[t, k] = b_t ... b_{k-1}: a few batched tensor ops instead of a Python loop over T.
+    v = next_values
+    a = r + gamma * cont * v * (1.0 - td_lambda * next_real)  # [B, T, ...]
+    b = (gamma * td_lambda) * cont * next_real  # [B, T, 1...]
+    b = b.expand_as(a)
+    a_last, b_last = a.movedim(1, -1), b.movedim(1, -1)  # [B, ..., T]
+    horizon = a_last.shape[-1]
+    upper = torch.ones(horizon, horizon, dtype=torch.bool, device=a.device).triu()  # k >= t
+    factors = torch.where(upper, b_last.unsqueeze(-2), torch.ones_like(b_last).unsqueeze(-2))
+    running = factors.cumprod(dim=-1)  # [B, ..., T, T]: b_t ... b_j for j >= t
+    weights = torch.cat([torch.ones_like(running[..., :1]), running[..., :-1]], dim=-1)
+    weights = weights * upper  # [B, ..., T(t), T(k)]
+    targets = (weights @ a_last.unsqueeze(-1)).squeeze(-1)  # [B, ..., T]
+    return targets.movedim(-1, 1)
 
 
 def masked_td_loss(chosen: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
