@@ -172,6 +172,7 @@ def train(cfg: Config, run_dir: Path | None = None, progress: bool = True) -> Ru
     last_loss: float | None = None
     last_learn: dict[str, float] = {}
     last_test_return: float | None = None
+    last_win_rate: float | None = None
     started = time.perf_counter()
 
     while env_steps < cfg.total_env_steps:
@@ -221,7 +222,7 @@ def train(cfg: Config, run_dir: Path | None = None, progress: bool = True) -> Ru
             }
             won = [i["battle_won"] for i in test.infos if "battle_won" in i]
             if won:
-                row["test_win_rate"] = float(np.mean(won))
+                row["test_win_rate"] = last_win_rate = float(np.mean(won))
             metrics.write(row)
 
         # ---- log ---------------------------------------------------------------------------
@@ -248,6 +249,7 @@ def train(cfg: Config, run_dir: Path | None = None, progress: bool = True) -> Ru
                     {
                         "return": train_return,
                         "test": last_test_return,
+                        "win": last_win_rate,
                         "eps": epsilon,
                         "loss": last_loss,
                     },
