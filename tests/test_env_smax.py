@@ -125,5 +125,14 @@ def test_world_state_is_normalised() -> None:
     raw.reset([5, 6], mask)
     assert np.abs(raw.states()).max() > 2.0  # raw positions are in map units (0..32)
     assert envs.states().min() >= 0.0 and envs.states().max() <= 1.0
+    rng = np.random.default_rng(0)
+    for _ in range(60):  # idle units' cooldowns run negative in raw SMAX; ours stay in range
+        avail = envs.avail_actions()
+        actions = np.where(avail, rng.random(avail.shape), -1.0).argmax(-1)
+        result = envs.step(actions, mask)
+        assert envs.states().min() >= 0.0 and envs.states().max() <= 1.5
+        done = result.terminated | result.truncated
+        envs.reset([int(x) for x in rng.integers(0, 1000, 2)], done)
+    envs.reset([5, 6], mask)
     scaled_positions = envs.states()[:, 1:3]
     np.testing.assert_allclose(scaled_positions, raw.states()[:, 1:3] / 32.0, rtol=1e-6)

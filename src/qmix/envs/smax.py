@@ -38,9 +38,10 @@ class SMAXVectorEnv:
     Args:
         map_name: a SMAX scenario name, e.g. ``"3m"``, ``"2s3z"``, ``"3s_vs_5z"``.
         num_envs: ``B``, the number of battles stepped together.
-        normalize_state: scale the world state's positions by the map size, cooldowns by the
-            longest cooldown and unit types by the largest type, so it lies in [0, 1] (raw
-            positions reach 32; see docs/environments.md).
+        normalize_state: scale the world state's positions by the map size, cooldowns (clipped
+            at 0: SMAX lets them run negative without bound) by the longest cooldown and unit
+            types by the largest type, so entries are of order 1 (raw positions reach 32;
+            see docs/environments.md).
         **kwargs: passed to ``jaxmarl.make("HeuristicEnemySMAX", ...)``, e.g. ``max_steps``
             (the episode limit, default 100), ``enemy_shoots``, ``attack_mode``,
             ``observation_type``, ``won_battle_bonus``.
@@ -85,13 +86,16 @@ class SMAXVectorEnv:
             episode_limit=int(env.max_steps),
         )
         agents = list(env.agents)  # the allies, "ally_0" ... "ally_{N-1}"
-        state_scale = jnp.asarray(_world_state_scale(env) if normalize_state else 1.0)
+        scale, floor = _world_state_scale(env)
+        state_scale = jnp.asarray(scale if normalize_state else 1.0)
+        state_floor = jnp.asarray(floor if normalize_state else -np.inf)
 
         def views(state: Any) -> tuple[Any, Any, Any]:
             """What the agents see in one env: obs [N, O], world state [S], avail [N, A]."""
             obs_dict = env.get_obs(state)
             obs = jnp.stack([obs_dict[a] for a in agents]).astype(jnp.float32)
-            world = env.get_world_state(state).astype(jnp.float32) * state_scale
+            world = env.get_world_state(state).astype(jnp.float32)
+            world = jnp.maximum(world, state_floor) * state_scale
             avail_dict = env.get_avail_actions(state)
             avail = jnp.stack([avail_dict[a] for a in agents]).astype(jnp.bool_)
             return obs, world, avail
@@ -247,8 +251,12 @@ def make_smax(map_name: str = "3m", num_envs: int = 1, **kwargs: Any) -> VectorE
     return SMAXVectorEnv(map_name, num_envs, **kwargs)
 
 
-def _world_state_scale(env: Any) -> np.ndarray:
-    """Per-entry scale of SMAX's world state ``[S]``.
+def _world_state_scale(env: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Per-entry scale and floor of SMAX's world state ``[S]``.
+
+    The floor is 0 for weapon cooldowns and -inf elsewhere: SMAX keeps counting a unit's
+    cooldown down past 0 while it does not attack (we saw -11 within 60 random steps), so the
+    raw feature is unbounded; any value <= 0 means "ready to fire" and is clipped to 0.
 
     Layout (``SMAX.get_world_state``): for each of the ``U`` units its ``own_features``
     (health fraction, x, y, weapon cooldown, unit-type one-hot), then the ``U`` unit teams,
@@ -267,4 +275,8 @@ def _world_state_scale(env: Any) -> np.ndarray:
     scale = np.concatenate([np.tile(per_unit, units), np.ones(units, np.float32), types])
     if scale.size != int(env.state_size):
         raise ValueError(f"unexpected SMAX world-state size {env.state_size} for {units} units")
-    return scale
+    floor_unit = np.full(len(features), -np.inf, np.float32)
+    floor_unit[features.index("weapon_cooldown")] = 0.0
+    floor = np.full(scale.size, -np.inf, np.float32)
+    floor[: units * len(features)] = np.tile(floor_unit, units)
+    return scale, floor
