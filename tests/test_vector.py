@@ -73,15 +73,21 @@ class HangingEnv(CountdownEnv):
 
 
 @pytest.mark.parametrize(
-    "factory, message",
+    "factory, timeout, message",
     [
-        ("tests.test_vector:CrashingEnv", "worker 0 failed: RuntimeError: simulator exploded"),
-        ("tests.test_vector:DyingEnv", r"worker 0 died \(exit code 3\)"),
-        ("tests.test_vector:HangingEnv", "worker 0 did not answer within 2 s"),
+        (
+            "tests.test_vector:CrashingEnv",
+            60.0,
+            "worker 0 failed: RuntimeError: simulator exploded",
+        ),
+        ("tests.test_vector:DyingEnv", 60.0, r"worker 0 died \(exit code 3\)"),
+        ("tests.test_vector:HangingEnv", 2.0, "worker 0 did not answer within 2 s"),
     ],
 )
-def test_worker_failures_are_clear_errors_naming_the_task(factory: str, message: str) -> None:
-    envs = SubprocessVectorEnv(factory, {"limit": 5}, num_envs=2, workers=1, timeout=2.0)
+def test_worker_failures_are_clear_errors_naming_the_task(
+    factory: str, timeout: float, message: str
+) -> None:
+    envs = SubprocessVectorEnv(factory, {"limit": 5}, num_envs=2, workers=1, timeout=timeout)
     everyone = np.ones(2, bool)
     envs.reset([3, 3], everyone)
     start = time.monotonic()
