@@ -57,7 +57,8 @@ def epsilon_greedy(
     if epsilon <= 0.0:
         return greedy
     b, n, a = avail.shape
-    weights = avail.reshape(b * n, a).float().cpu()  # [B*N, A]
-    random_actions = torch.multinomial(weights, 1, generator=generator).view(b, n).to(q.device)
-    explore = torch.rand(b, n, generator=generator).to(q.device) < epsilon  # [B, N]
-    return torch.where(explore, random_actions, greedy)
+    # One draw serves both choices: noise[..., 0] decides whether to explore; the argmax of
+    # i.i.d. uniforms over the available actions is a uniformly random available action.
+    noise = torch.rand(b, n, a + 1, generator=generator).to(q.device)  # [B, N, A+1]
+    random_actions = masked_argmax(noise[..., 1:], avail)  # [B, N]
+    return torch.where(noise[..., 0] < epsilon, random_actions, greedy)
