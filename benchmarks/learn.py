@@ -80,6 +80,7 @@ def main() -> None:
             [".venv/bin/python", "benchmarks/learn.py", args.algo, args.task, *args.overrides]
             + ["--seeds", *map(str, args.seeds), "--jobs", str(args.jobs)]
             + (["--threshold", str(args.threshold)] if args.threshold is not None else [])
+            + (["--metric", args.metric] if args.metric != "test_return" else [])
         ),
         "```",
         "",
