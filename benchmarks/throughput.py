@@ -35,6 +35,9 @@ def raw_rate(task: str, b: int, seconds: float) -> float:
     rng = np.random.default_rng(0)
     everyone = np.ones(b, bool)
     envs.reset(list(range(b)), everyone)
+    # warm-up outside the timing: a JIT-compiled simulator compiles step and masked reset here
+    envs.step(envs.avail_actions().argmax(-1), everyone)
+    envs.reset(list(range(b)), everyone)
     limit = envs.env_info().episode_limit
     t = np.zeros(b, int)
     steps, start = 0, time.perf_counter()

@@ -41,6 +41,7 @@ class AgentController:
         self.agent_id = agent_id
         self.hidden = agent.initial_hidden(1)  # [B, N, H]
         self.prev_onehot = torch.zeros(1, self.n_agents, n_actions)  # [B, N, A]
+        self._eye_cache: torch.Tensor | None = None
 
     @property
     def device(self) -> torch.device:
@@ -54,9 +55,15 @@ class AgentController:
         if self.last_action:
             parts.append(prev_onehot.to(obs.dtype))
         if self.agent_id:
-            eye = torch.eye(n, device=obs.device, dtype=obs.dtype)  # [N, N]
-            parts.append(eye.expand(b, t, n, n))
+            parts.append(self._eye(n, obs).expand(b, t, n, n))
         return torch.cat(parts, dim=-1)
+
+    def _eye(self, n: int, like: torch.Tensor) -> torch.Tensor:
+        """One-hot agent ids ``[N, N]``, built once (acting calls this every step)."""
+        eye = self._eye_cache
+        if eye is None or eye.device != like.device or eye.dtype != like.dtype:
+            eye = self._eye_cache = torch.eye(n, device=like.device, dtype=like.dtype)
+        return eye
 
     def sequence_inputs(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """Inputs for whole episodes.
