@@ -57,7 +57,7 @@ def raw_rate(task: str, b: int, seconds: float) -> float:
     return rate
 
 
-def collect_rate(task: str, b: int, seconds: float) -> float:
+def collect_rate(task: str, b: int, seconds: float, per_env: int) -> float:
     cfg = make_config("qmix", task, {"n_envs": b})
     envs = make_vector_env(cfg.env, cfg.env_args, b, cfg.env_workers)
     learner = build_learner(cfg, envs.env_info())
@@ -66,7 +66,9 @@ def collect_rate(task: str, b: int, seconds: float) -> float:
     runner.run(episode_seeds(0, 0, 0, b), 0.5, gen)  # warm-up (JIT, caches)
     steps, start, k = 0, time.perf_counter(), 1
     while time.perf_counter() - start < seconds:
-        _, stats = runner.run(episode_seeds(0, 0, k * b, b), 0.5, gen)
+        # per_env episodes per environment and call: finished environments restart at once, so
+        # only the last episodes of a call leave environments idle
+        _, stats = runner.run(episode_seeds(0, 0, k * b * per_env, b * per_env), 0.5, gen)
         steps += stats.env_steps
         k += 1
     rate = steps / (time.perf_counter() - start)
@@ -93,6 +95,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--train-steps", type=int, default=20_000)
+    parser.add_argument("--episodes-per-env", type=int, default=4, help="per collection call")
     args = parser.parse_args()
     torch.set_num_threads(1)
     print("| task | B | raw steps/s | collect steps/s | collect / raw | train steps/s |")
@@ -101,7 +104,8 @@ def main() -> None:
         for b in args.batch:
             raw = statistics.median(raw_rate(task, b, args.seconds) for _ in range(args.repeats))
             col = statistics.median(
-                collect_rate(task, b, args.seconds) for _ in range(args.repeats)
+                collect_rate(task, b, args.seconds, args.episodes_per_env)
+                for _ in range(args.repeats)
             )
             trn = train_rate(task, b, args.train_steps)
             print(
