@@ -6,8 +6,8 @@ Run, for example::
         --threshold 0.9
 
 Seeds run in parallel processes (``--jobs``, one torch thread each). Writes
-``benchmarks/results/<algo>_<task>.md`` (command, seeds, per-seed table, wall times) and
-``benchmarks/results/<algo>_<task>.png`` (test return of every seed and their mean), and prints
+``benchmarks/recorded/<algo>_<task>.md`` (command, seeds, per-seed table, wall times) and
+``benchmarks/recorded/<algo>_<task>.png`` (test return of every seed and their mean), and prints
 the table.
 """
 
@@ -119,7 +119,7 @@ def main() -> None:
         "```",
         "",
     ]
-    out_dir = ROOT / "benchmarks" / "results"
+    out_dir = ROOT / "benchmarks" / "recorded"
     (out_dir / f"{name}.md").write_text("\n".join(lines))
     plot_curves(
         [(f"seed {r['seed']}", r["rows"]) for r in results],
