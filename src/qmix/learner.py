@@ -64,7 +64,7 @@ def td_lambda_targets(
     gamma: float,
     td_lambda: float,
 ) -> torch.Tensor:
-    """TD(lambda) returns, computed backwards; ``td_lambda = 0`` is one-step TD.
+    """TD(lambda) returns; ``td_lambda = 0`` is one-step TD.
 
     ``G_t = r_t + gamma (1 - term_t) [(1 - lambda) V_{t+1} + lambda G_{t+1}]``, where
     ``G_{t+1}`` is replaced by ``V_{t+1}`` when transition ``t+1`` is not real (the episode

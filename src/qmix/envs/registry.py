@@ -121,7 +121,7 @@ def make_vector_env(
         return vector
     from qmix.envs.vector import InProcessVectorEnv, SubprocessVectorEnv
 
-    _call(name, factory, kwargs).close()  # fail here, in this process, on bad arguments
     if workers > 0:
+        _call(name, factory, kwargs).close()  # bad arguments fail here, not in a worker
         return SubprocessVectorEnv(name, kwargs, num_envs, workers, timeout)
     return InProcessVectorEnv(lambda: make_env(name, kwargs), num_envs)

@@ -19,7 +19,37 @@ from qmix.envs.base import MultiAgentEnv, VectorStep
 from qmix.types import EnvInfo
 
 
-class InProcessVectorEnv:
+class ArrayVectorEnv:
+    """Shared part of VectorEnvs that keep the current arrays in numpy buffers.
+
+    Subclasses fill ``_info``, ``_obs [B, N, O]``, ``_state [B, S]`` and ``_avail [B, N, A]``
+    and implement ``reset``, ``step`` and ``close``.
+    """
+
+    num_envs: int
+    _info: EnvInfo
+    _obs: np.ndarray
+    _state: np.ndarray
+    _avail: np.ndarray
+
+    def env_info(self) -> EnvInfo:
+        """Sizes of the task (shared by every environment)."""
+        return self._info
+
+    def observations(self) -> np.ndarray:
+        """``[B, N, O]`` float32."""
+        return self._obs
+
+    def states(self) -> np.ndarray:
+        """``[B, S]`` float32."""
+        return self._state
+
+    def avail_actions(self) -> np.ndarray:
+        """``[B, N, A]`` bool."""
+        return self._avail
+
+
+class InProcessVectorEnv(ArrayVectorEnv):
     """``B`` environments in this process.
 
     Args:
@@ -38,10 +68,6 @@ class InProcessVectorEnv:
         self._state = np.zeros((num_envs, self._info.state_dim), np.float32)
         self._avail = np.ones((num_envs, n, a), bool)
 
-    def env_info(self) -> EnvInfo:
-        """Sizes of the task."""
-        return self._info
-
     def _read(self, i: int) -> None:
         env = self.envs[i]
         self._obs[i] = env.observations()
@@ -54,18 +80,6 @@ class InProcessVectorEnv:
             if mask[i]:
                 env.reset(seed=int(seeds[i]))
                 self._read(i)
-
-    def observations(self) -> np.ndarray:
-        """``[B, N, O]``."""
-        return self._obs
-
-    def states(self) -> np.ndarray:
-        """``[B, S]``."""
-        return self._state
-
-    def avail_actions(self) -> np.ndarray:
-        """``[B, N, A]``."""
-        return self._avail
 
     def step(self, actions: np.ndarray, active: np.ndarray) -> VectorStep:
         """Step the active environments with ``actions [B, N]``."""
@@ -123,7 +137,7 @@ def _worker(conn: Connection, name: str, env_args: dict[str, Any], count: int) -
         conn.send(("error", f"{type(err).__name__}: {err}"))
 
 
-class SubprocessVectorEnv:
+class SubprocessVectorEnv(ArrayVectorEnv):
     """``B`` environments spread over worker processes, stepped in parallel.
 
     For Python tasks whose step costs more than a pipe round trip (RWARE, MPE). Each worker
@@ -209,26 +223,10 @@ class SubprocessVectorEnv:
         lo, hi = self._slices[k], self._slices[k + 1]
         self._obs[lo:hi], self._state[lo:hi], self._avail[lo:hi] = arrays
 
-    def env_info(self) -> EnvInfo:
-        """Sizes of the task."""
-        return self._info
-
     def reset(self, seeds: Sequence[int], mask: np.ndarray) -> None:
         """Reset environment ``i`` with ``seeds[i]`` where ``mask[i]``, in parallel."""
         for k, arrays in enumerate(self._gather("reset", list(seeds), mask)):
             self._store(k, arrays)
-
-    def observations(self) -> np.ndarray:
-        """``[B, N, O]``."""
-        return self._obs
-
-    def states(self) -> np.ndarray:
-        """``[B, S]``."""
-        return self._state
-
-    def avail_actions(self) -> np.ndarray:
-        """``[B, N, A]``."""
-        return self._avail
 
     def step(self, actions: np.ndarray, active: np.ndarray) -> VectorStep:
         """Step the active environments with ``actions [B, N]``, all workers in parallel."""

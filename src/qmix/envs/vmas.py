@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from qmix.envs.base import VectorStep
+from qmix.envs.vector import ArrayVectorEnv
 from qmix.types import EnvInfo
 
 # make_env arguments this adapter fixes itself (the rest go to the scenario)
@@ -57,8 +58,11 @@ _RESERVED = (
 )
 
 
-class VMASVectorEnv:
+class VMASVectorEnv(ArrayVectorEnv):
     """``B`` environments of one VMAS scenario stepped as one batch, with discrete actions.
+
+    Observations are zero-padded to the largest agent observation, the state is the
+    concatenated (unpadded) agent observations, and padded actions are never available.
 
     Args:
         scenario: VMAS scenario name, e.g. ``"balance"``, ``"transport"``, ``"navigation"``.
@@ -152,10 +156,6 @@ class VMASVectorEnv:
         self._env.reset_at(int(index), return_observations=False)
 
     # -- VectorEnv ---------------------------------------------------------------------------
-    def env_info(self) -> EnvInfo:
-        """Sizes of the task (shared by every environment)."""
-        return self._info
-
     def reset(self, seeds: Sequence[int], mask: np.ndarray) -> None:
         """Reset environment ``i`` with ``seeds[i]`` where ``mask [B]``; the others are kept."""
         mask = np.asarray(mask, dtype=bool).reshape(-1)
@@ -174,18 +174,6 @@ class VMASVectorEnv:
         self._seeds[idx] = [int(seeds[i]) for i in idx]
         self._at_start[idx] = True
         self._drifted[idx] = False
-
-    def observations(self) -> np.ndarray:
-        """``[B, N, O]`` float32, zero-padded to the largest agent observation."""
-        return self._obs
-
-    def states(self) -> np.ndarray:
-        """``[B, S]`` float32, the concatenated (unpadded) agent observations."""
-        return self._state
-
-    def avail_actions(self) -> np.ndarray:
-        """``[B, N, A]`` bool: every real action, never a padded one."""
-        return self._avail
 
     def step(self, actions: np.ndarray, active: np.ndarray) -> VectorStep:
         """Step every environment once; report and record only the active ones.
