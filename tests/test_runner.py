@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from qmix.envs.vector import InProcessVectorEnv
@@ -77,8 +78,8 @@ def test_training_inputs_reproduce_acting_q_values() -> None:
     controller.init_hidden(2)
     acting_q = []
     for t in range(3):
-        acting_q.append(controller.step_q(batch.obs[:, t]))
-        controller.prev_onehot = torch.nn.functional.one_hot(batch.actions[:, t], 3).float()
+        acting_q.append(torch.from_numpy(controller.step_q(batch.obs[:, t].numpy())))
+        controller.prev_onehot = np.eye(3, dtype=np.float32)[batch.actions[:, t].numpy()]
     inputs = controller.sequence_inputs(batch.obs, batch.actions)
     q, _ = controller.agent(inputs, controller.agent.initial_hidden(2))
     assert torch.allclose(torch.stack(acting_q, dim=1), q[:, :3], atol=1e-5)

@@ -85,7 +85,6 @@ class EpisodeRunner:
         started = first
         self.envs.reset(self._seeds_for(seeds, row, active), active)
         self.controller.init_hidden(b)
-        device = self.controller.device
 
         while active.any():
             env_obs = self.envs.observations()  # [B, N, O]
@@ -98,16 +97,7 @@ class EpisodeRunner:
             # Finished environments act on a dummy mask; their actions are discarded.
             policy_avail = env_avail.copy()
             policy_avail[~active] = True
-            chosen = (
-                self.controller.select_actions(
-                    torch.from_numpy(env_obs).to(device),
-                    torch.from_numpy(policy_avail).to(device),
-                    epsilon,
-                    generator,
-                )
-                .cpu()
-                .numpy()
-            )  # [B, N]
+            chosen = self.controller.select_actions(env_obs, policy_avail, epsilon, generator)
             result = self.envs.step(chosen, active)
             actions[r, ts] = chosen[idx]
             reward[r, ts] = result.reward[idx]
@@ -138,7 +128,7 @@ class EpisodeRunner:
                 mask = np.zeros(b, bool)
                 mask[refill] = True
                 self.envs.reset(self._seeds_for(seeds, row, mask), mask)
-                self.controller.reset_rows(torch.from_numpy(mask).to(device))
+                self.controller.reset_rows(mask)
 
         batch = EpisodeBatch(
             obs=torch.from_numpy(obs),

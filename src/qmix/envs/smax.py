@@ -131,32 +131,36 @@ class SMAXVectorEnv:
 
         # carry = (env states [B, ...], PRNG keys [B, 2], views (obs [B, N, O], state [B, S],
         # avail [B, N, A])): everything that lives on the device between calls.
+        def pack(*arrays: Any) -> Any:
+            """One flat float32 array for one device-to-host copy per call (each copy costs
+            tens of microseconds whatever its size)."""
+            return jnp.concatenate([jnp.ravel(x).astype(jnp.float32) for x in arrays])
+
         def batched_reset(carry: Any, seeds: Any, mask: Any) -> tuple[Any, Any]:
             """Fresh episodes for ``mask [B]`` from ``seeds [B]`` uint32; returns carry, views."""
             fresh = jax.vmap(reset_one)(seeds)
             carry = select(mask, fresh, carry)
-            return carry, carry[2]
+            return carry, pack(*carry[2])
 
         def batched_step(carry: Any, actions: Any, active: Any) -> tuple[Any, Any]:
-            """Step ``active [B]`` envs with ``actions [B, N]``; returns carry, (views, flags)."""
+            """Step ``active [B]`` envs with ``actions [B, N]``; returns carry, packed views
+            (obs, state, avail) and flags (reward, terminated, truncated, won)."""
             state, key, _ = carry
             new_state, new_key, new_views, reward, term, trunc, won = jax.vmap(step_one)(
                 state, key, actions
             )
             # Inactive envs keep their state, so a finished episode's final arrays stay readable.
             carry = select(active, (new_state, new_key, new_views), carry)
-            flags = (
-                jnp.where(active, reward, 0.0),
-                term & active,
-                trunc & active,
-                won & active,
-            )
-            return carry, (carry[2], flags)
+            flags = (jnp.where(active, reward, 0.0), term & active, trunc & active, won & active)
+            return carry, pack(*carry[2], *flags)
 
         self._reset_fn = jax.jit(batched_reset)
         self._step_fn = jax.jit(batched_step)
-        self._device_get = jax.device_get
-        self._tree_map = jax.tree.map
+        b, n, info = num_envs, n_allies, self._info
+        # sizes of the packed arrays: obs [B, N, O], state [B, S], avail [B, N, A], then B each
+        # for reward, terminated, truncated, won
+        self._shapes = [(b, n, info.obs_dim), (b, info.state_dim), (b, n, info.n_actions)]
+        self._shapes += [(b,)] * 4
         # A placeholder carry of the right shapes (traced, not compiled), then env i starts
         # from seed i so the arrays are defined before the runner's first reset.
         shapes = jax.eval_shape(jax.vmap(reset_one), jnp.zeros(num_envs, dtype=jnp.uint32))
@@ -182,16 +186,24 @@ class SMAXVectorEnv:
             )
         # PRNGKey takes 32-bit seeds; wrap larger or negative ones instead of overflowing.
         seeds32 = np.array([int(s) % 2**32 for s in seeds], dtype=np.uint32)
-        self._carry, views = self._reset_fn(self._carry, seeds32, mask)
-        self._views = tuple(self._fetch(views))
+        self._carry, packed = self._reset_fn(self._carry, seeds32, mask)
+        obs, state, avail = self._unpack(packed)
+        self._views = (obs, state, avail)
 
-    def _fetch(self, tree: Any) -> Any:
-        """Bring a pytree of device arrays to numpy in one transfer, as writable copies.
-
-        ``jax.device_get`` hands back read-only views of JAX buffers on CPU; copying the few
-        small arrays lets callers write into them like any other env's arrays.
-        """
-        return self._tree_map(np.array, self._device_get(tree))
+    def _unpack(self, packed: Any) -> tuple[np.ndarray, ...]:
+        """Split a packed device array into writable numpy arrays: obs, state, avail and, after
+        a step, reward, terminated, truncated, won (bools come back from float32 0/1)."""
+        flat = np.array(packed)  # one copy: JAX's own host buffer is read-only
+        out, start = [], 0
+        for shape in self._shapes:
+            size = int(np.prod(shape))
+            if start + size > flat.size:
+                break
+            out.append(flat[start : start + size].reshape(shape))
+            start += size
+        out[2] = out[2] > 0.5  # avail
+        out[4:] = [x > 0.5 for x in out[4:]]  # terminated, truncated, won
+        return tuple(out)
 
     def observations(self) -> np.ndarray:
         """Per-agent observations, ``[B, N, O]`` float32."""
@@ -224,8 +236,8 @@ class SMAXVectorEnv:
                 f"[{self.num_envs}], got {list(actions.shape)} and {list(active.shape)}"
             )
         self._carry, packed = self._step_fn(self._carry, actions.astype(np.int32), active)
-        views, (reward, terminated, truncated, won) = self._fetch(packed)
-        self._views = tuple(views)
+        obs, state, avail, reward, terminated, truncated, won = self._unpack(packed)
+        self._views = (obs, state, avail)
         ended = terminated | truncated
         infos: list[dict[str, Any]] = [
             {"battle_won": bool(won[i])} if ended[i] else {} for i in range(self.num_envs)

@@ -7,6 +7,8 @@ sequence); acting runs ``T = 1`` with the carried hidden state: the same code pa
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -26,6 +28,17 @@ class _RNNCore(nn.Module):
         out, h_last = self.rnn(z, h.unsqueeze(0).contiguous())  # [B', T, H], [1, B', H]
         return self.fc2(out), h_last.squeeze(0)  # [B', T, A], [B', H]
 
+    def step(self, x: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step without the time axis (acting): ``x [B', I]``, ``h [B', H]``.
+
+        The same weights and equations as :meth:`forward`, through ``gru_cell`` instead of the
+        sequence kernel, which costs about half as much for a single step on a CPU.
+        """
+        w_ih, w_hh, b_ih, b_hh = self.rnn.all_weights[0]
+        z = torch.relu(self.fc1(x))  # [B', H]
+        h = torch.gru_cell(z, h, w_ih, w_hh, b_ih, b_hh)
+        return self.fc2(h), h  # [B', A], [B', H]
+
 
 class _MLPCore(nn.Module):
     """Linear -> ReLU -> Linear over ``[B', T, I]``; carries an empty hidden state."""
@@ -38,6 +51,10 @@ class _MLPCore(nn.Module):
     def forward(self, x: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # x [B', T, I], h [B', 0]
         return self.fc2(torch.relu(self.fc1(x))), h  # [B', T, A], [B', 0]
+
+    def step(self, x: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step without the time axis: ``x [B', I]`` -> ``[B', A]``."""
+        return self.fc2(torch.relu(self.fc1(x))), h  # [B', A], [B', 0]
 
 
 class AgentNetwork(nn.Module):
@@ -97,6 +114,20 @@ class AgentNetwork(nn.Module):
             return q, h.reshape(b, n, -1)
         outs = [core(inputs[:, :, a], hidden[:, a]) for a, core in enumerate(self.cores)]
         q = torch.stack([o[0] for o in outs], dim=2)  # [B, T, N, A]
+        return q, torch.stack([o[1] for o in outs], dim=1)  # [B, N, H]
+
+    def step(self, inputs: torch.Tensor, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One acting step: ``inputs [B, N, I]``, ``hidden [B, N, H]`` -> ``q [B, N, A]``, hidden.
+
+        Equal to ``forward`` on a length-1 sequence (tested), with fewer kernel calls.
+        """
+        b, n, i = inputs.shape
+        cores = cast(list[_RNNCore | _MLPCore], list(self.cores))
+        if self.share_params:
+            q, h = cores[0].step(inputs.reshape(b * n, i), hidden.reshape(b * n, -1))
+            return q.reshape(b, n, -1), h.reshape(b, n, -1)  # [B, N, A], [B, N, H]
+        outs = [core.step(inputs[:, a], hidden[:, a]) for a, core in enumerate(cores)]
+        q = torch.stack([o[0] for o in outs], dim=1)  # [B, N, A]
         return q, torch.stack([o[1] for o in outs], dim=1)  # [B, N, H]
 
 

@@ -7,6 +7,7 @@ PyMARL's ``obs_last_action`` / ``obs_agent_id``.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch.nn import functional as F
 
@@ -39,9 +40,12 @@ class AgentController:
         self.n_actions = n_actions
         self.last_action = last_action
         self.agent_id = agent_id
-        self.hidden = agent.initial_hidden(1)  # [B, N, H]
-        self.prev_onehot = torch.zeros(1, self.n_agents, n_actions)  # [B, N, A]
         self._eye_cache: torch.Tensor | None = None
+        self.hidden: torch.Tensor  # [B, N, H] while acting
+        self.prev_onehot: np.ndarray  # [B, N, A] one-hot previous actions while acting
+        self._ids: np.ndarray  # [B, N, N] one-hot agent ids while acting
+        self._action_eye = np.eye(n_actions, dtype=np.float32)  # row a: one-hot of action a
+        self.init_hidden(1)
 
     @property
     def device(self) -> torch.device:
@@ -78,35 +82,50 @@ class AgentController:
         return self.build_inputs(obs, prev)
 
     # -- acting ------------------------------------------------------------------------------
+    # Acting takes and returns the environments' numpy arrays and builds the one-step inputs in
+    # numpy: at B of 1 to 32 the per-call overhead of small torch ops, not arithmetic, is what
+    # a step costs (benchmarks/throughput.py).
+    @torch.inference_mode()
     def init_hidden(self, batch_size: int) -> None:
         """Start ``batch_size`` new episodes: zero hidden state, no previous action."""
-        self.hidden = self.agent.initial_hidden(batch_size, self.device)
-        self.prev_onehot = torch.zeros(
-            batch_size, self.n_agents, self.n_actions, device=self.device
-        )
+        self.hidden = self.agent.initial_hidden(batch_size, self.device)  # [B, N, H]
+        self.prev_onehot = np.zeros((batch_size, self.n_agents, self.n_actions), np.float32)
+        self._ids = np.broadcast_to(
+            np.eye(self.n_agents, dtype=np.float32), (batch_size, self.n_agents, self.n_agents)
+        )  # [B, N, N]
 
-    def reset_rows(self, mask: torch.Tensor) -> None:
+    @torch.inference_mode()
+    def reset_rows(self, mask: np.ndarray) -> None:
         """Start new episodes in the environments selected by ``mask [B]`` (bool)."""
-        self.hidden[mask] = 0.0
+        self.hidden[torch.from_numpy(mask).to(self.hidden.device)] = 0.0
         self.prev_onehot[mask] = 0.0
 
-    @torch.no_grad()
-    def step_q(self, obs: torch.Tensor) -> torch.Tensor:
-        """Q-values for one step ``obs [B, N, O] -> [B, N, A]``; advances the hidden state."""
-        inputs = self.build_inputs(obs.unsqueeze(1), self.prev_onehot.unsqueeze(1))  # [B, 1, N, I]
-        q, self.hidden = self.agent(inputs, self.hidden)  # [B, 1, N, A], [B, N, H]
-        return q.squeeze(1)
+    def acting_inputs(self, obs: np.ndarray) -> np.ndarray:
+        """One step's inputs ``[B, N, I]`` from ``obs [B, N, O]``, laid out as ``build_inputs``."""
+        parts = [obs.astype(np.float32, copy=False)]
+        if self.last_action:
+            parts.append(self.prev_onehot)
+        if self.agent_id:
+            parts.append(self._ids)
+        return np.concatenate(parts, axis=-1)
 
-    @torch.no_grad()
+    @torch.inference_mode()
+    def step_q(self, obs: np.ndarray) -> np.ndarray:
+        """Q-values for one step ``obs [B, N, O] -> [B, N, A]``; advances the hidden state."""
+        # the hidden state's device, not self.device: that walks the module tree every call
+        inputs = torch.from_numpy(self.acting_inputs(obs)).to(self.hidden.device)  # [B, N, I]
+        q, self.hidden = self.agent.step(inputs, self.hidden)  # [B, N, A], [B, N, H]
+        return q.cpu().numpy()
+
     def select_actions(
         self,
-        obs: torch.Tensor,
-        avail: torch.Tensor,
+        obs: np.ndarray,
+        avail: np.ndarray,
         epsilon: float,
         generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
+    ) -> np.ndarray:
         """Epsilon-greedy joint actions ``[B, N]`` for ``obs [B, N, O]`` and ``avail [B, N, A]``."""
         q = self.step_q(obs)  # [B, N, A]
         actions = epsilon_greedy(q, avail, epsilon, generator)  # [B, N]
-        self.prev_onehot = F.one_hot(actions, self.n_actions).float()
+        self.prev_onehot = self._action_eye[actions]  # [B, N, A]
         return actions

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 
@@ -21,7 +22,7 @@ class LinearSchedule:
         return self.start + fraction * (self.finish - self.start)
 
 
-def masked_argmax(q: torch.Tensor, avail: torch.Tensor) -> torch.Tensor:
+def masked_argmax(q: np.ndarray, avail: np.ndarray) -> np.ndarray:
     """Greedy action among the available ones.
 
     Args:
@@ -31,16 +32,20 @@ def masked_argmax(q: torch.Tensor, avail: torch.Tensor) -> torch.Tensor:
     Returns:
         ``[...]`` int64 indices.
     """
-    return q.masked_fill(~avail, float("-inf")).argmax(dim=-1)
+    return np.where(avail, q, -np.inf).argmax(axis=-1)
 
 
 def epsilon_greedy(
-    q: torch.Tensor,
-    avail: torch.Tensor,
+    q: np.ndarray,
+    avail: np.ndarray,
     epsilon: float,
     generator: torch.Generator | None = None,
-) -> torch.Tensor:
+) -> np.ndarray:
     """With probability ``epsilon`` a uniform available action, else the greedy available one.
+
+    Acting works on the environments' numpy arrays: for the small arrays of one step, numpy
+    costs a few microseconds where torch's per-call overhead costs tens. The random numbers
+    still come from the torch ``generator``, so one RNG drives exploration and replay sampling.
 
     Args:
         q: ``[B, N, A]`` agent Q-values.
@@ -51,7 +56,7 @@ def epsilon_greedy(
     Returns:
         ``[B, N]`` int64 actions, never an unavailable one.
     """
-    if not bool(avail.any(dim=-1).all()):
+    if not avail.any(axis=-1).all():
         raise ValueError("every agent needs at least one available action")
     greedy = masked_argmax(q, avail)  # [B, N]
     if epsilon <= 0.0:
@@ -59,6 +64,6 @@ def epsilon_greedy(
     b, n, a = avail.shape
     # One draw serves both choices: noise[..., 0] decides whether to explore; the argmax of
     # i.i.d. uniforms over the available actions is a uniformly random available action.
-    noise = torch.rand(b, n, a + 1, generator=generator).to(q.device)  # [B, N, A+1]
+    noise = torch.rand(b, n, a + 1, generator=generator).numpy()  # [B, N, A+1]
     random_actions = masked_argmax(noise[..., 1:], avail)  # [B, N]
-    return torch.where(noise[..., 0] < epsilon, random_actions, greedy)
+    return np.where(noise[..., 0] < epsilon, random_actions, greedy)
