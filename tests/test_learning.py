@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from qmix import make_config, train
-from qmix.trainer import Run
+from qmix.run import Run
 
 PAPER_QMIX = {
     "1": [[6.93, 6.93], [7.92, 7.92]],

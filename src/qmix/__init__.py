@@ -4,7 +4,10 @@ Public API::
 
     import qmix
     cfg = qmix.make_config("qmix", "two_step", {"seed": 1})
-    run = qmix.train(cfg)
+    run = qmix.train(cfg)             # -> qmix.Run
+    print(run.evaluate(episodes=8).summary())
+    again = qmix.load(run.run_dir)    # networks and metrics back from disk
+    qmix.resume(run.run_dir, total_env_steps=20_000)  # continue exactly where it stopped
 
 Names are imported on first use, so ``import qmix.envs`` (in a worker process, say) does not
 pull in torch.
@@ -16,17 +19,34 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["Config", "ConfigError", "Run", "__version__", "make_config", "train"]
+__all__ = [
+    "CheckpointError",
+    "Config",
+    "ConfigError",
+    "EvalResult",
+    "Run",
+    "__version__",
+    "load",
+    "make_config",
+    "resume",
+    "train",
+]
 
 if TYPE_CHECKING:
+    from qmix.checkpoint import CheckpointError
     from qmix.config import Config, ConfigError, make_config
-    from qmix.trainer import Run, train
+    from qmix.run import EvalResult, Run, load
+    from qmix.trainer import resume, train
 
 _LAZY = {
     "Config": "qmix.config",
     "ConfigError": "qmix.config",
     "make_config": "qmix.config",
-    "Run": "qmix.trainer",
+    "CheckpointError": "qmix.checkpoint",
+    "EvalResult": "qmix.run",
+    "Run": "qmix.run",
+    "load": "qmix.run",
+    "resume": "qmix.trainer",
     "train": "qmix.trainer",
 }
 

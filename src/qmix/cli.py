@@ -1,6 +1,7 @@
-"""Command line: ``qmix train | presets``. Parses, then calls the public API.
+"""Command line: ``qmix train | eval | plot | summary | presets | check-env``.
 
-Configuration problems print one line to stderr and exit with status 2; nothing is written.
+Parses, then calls the public API. Configuration problems and damaged checkpoints print one
+line to stderr and exit with status 2; nothing is written and nothing is overwritten.
 """
 
 from __future__ import annotations
@@ -27,12 +28,53 @@ def _parser() -> argparse.ArgumentParser:
         prog="qmix", description="Cooperative MARL by value factorisation (QMIX, VDN, IQL)."
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    train = sub.add_parser("train", help="train ALGO on TASK", description="Train ALGO on TASK.")
-    train.add_argument("algo", help="algorithm preset (see `qmix presets`)")
-    train.add_argument("task", help="task preset, or module:factory for your own task")
-    train.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    train = sub.add_parser(
+        "train",
+        help="train ALGO on TASK, or resume a run",
+        description="Train ALGO on TASK (`qmix train ALGO TASK [key=value ...]`), or continue "
+        "a stopped run exactly (`qmix train --resume RUN_DIR [total_env_steps=N]`).",
+    )
+    train.add_argument(
+        "words", nargs="*", metavar="ALGO TASK key=value", help="algorithm, task, overrides"
+    )
     train.add_argument("--run-dir", help="write here instead of a new folder under runs_dir")
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue RUN_DIR from its checkpoint")
+    train.add_argument(
+        "--seeds",
+        metavar="SPEC",
+        help="train several seeds in parallel processes, e.g. 0-4 or 0,3,7 (bounded by the cores)",
+    )
+    train.add_argument("--jobs", type=int, help="parallel processes for --seeds (default: cores)")
     train.add_argument("--quiet", action="store_true", help="no progress lines")
+    ev = sub.add_parser(
+        "eval",
+        help="greedy evaluation of a trained run",
+        description="Play greedy episodes with a run's trained agents; optionally render a GIF "
+        "(LBF, RWARE, MPE) and, for matrix games, draw the learned Q_tot next to the payoff.",
+    )
+    ev.add_argument("run_dir", help="a run directory")
+    ev.add_argument("--episodes", type=int, default=32, help="greedy episodes (default 32)")
+    ev.add_argument("--render", metavar="OUT.gif", help="write an animated GIF of one episode")
+    ev.add_argument("--heatmap", metavar="OUT.png", help="matrix games: Q_tot heatmaps")
+    plot = sub.add_parser(
+        "plot",
+        help="learning curves of several runs with 95%% bootstrap bands",
+        description="Mean greedy test metric per algorithm over seeds, with a 95%% bootstrap "
+        "confidence band. RUN_DIRS may be run directories or folders holding them.",
+    )
+    plot.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    plot.add_argument("-o", "--output", default="curves.png", help="PNG to write")
+    plot.add_argument("--metric", default="test_return", help="test_return or test_win_rate")
+    plot.add_argument("--by", nargs="*", default=[], metavar="KEY", help="split by config keys")
+    summary = sub.add_parser(
+        "summary",
+        help="Markdown table of final, max and IQM test return per algorithm and task",
+        description="Print a Markdown table: final, maximum and interquartile mean of the "
+        "greedy test metric per (task, algorithm).",
+    )
+    summary.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    summary.add_argument("--metric", default="test_return", help="test_return or test_win_rate")
+    summary.add_argument("--by", nargs="*", default=[], metavar="KEY", help="split by config keys")
     check = sub.add_parser(
         "check-env",
         help="check that an environment honours the MultiAgentEnv / VectorEnv contract",
@@ -82,6 +124,147 @@ def _check_env(task: str, items: list[str], num_envs: int) -> int:
     return 0
 
 
+def parse_seeds(spec: str) -> list[int]:
+    """``"0-4"`` -> [0, 1, 2, 3, 4]; ``"0,3,7"`` -> [0, 3, 7]; ranges and lists combine."""
+    seeds: list[int] = []
+    try:
+        for part in spec.split(","):
+            lo, sep, hi = part.strip().partition("-")
+            first, last = int(lo), int(hi) if sep else int(lo)
+            if last < first:
+                raise ValueError
+            seeds.extend(range(first, last + 1))
+    except ValueError:
+        raise ConfigError(f"--seeds {spec!r}: use a range like 0-4 or a list like 0,3,7") from None
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--seeds {spec!r} names a seed twice")
+    return seeds
+
+
+def _train(args: argparse.Namespace) -> int:
+    from qmix.trainer import resume, train
+
+    if args.resume:
+        budget = None
+        for item in args.words:
+            key, value = parse_override(item)
+            if key != "total_env_steps" or not isinstance(value, int):
+                raise ConfigError(
+                    f"--resume takes no overrides except total_env_steps=N, got {item!r}"
+                )
+            budget = value
+        resume(Path(args.resume), progress=not args.quiet, total_env_steps=budget)
+        return 0
+    if len(args.words) < 2:
+        raise ConfigError("usage: qmix train ALGO TASK [key=value ...] (or --resume RUN_DIR)")
+    algo, task, overrides = args.words[0], args.words[1], list(args.words[2:])
+    if args.seeds:
+        return _train_seeds(algo, task, overrides, parse_seeds(args.seeds), args)
+    cfg = make_config(algo, task, overrides)
+    train(cfg, run_dir=Path(args.run_dir) if args.run_dir else None, progress=not args.quiet)
+    return 0
+
+
+def _train_seeds(
+    algo: str, task: str, overrides: list[str], seeds: list[int], args: argparse.Namespace
+) -> int:
+    """One ``qmix train`` process per seed, at most ``--jobs`` (default: cores) at a time."""
+    import subprocess
+    from concurrent.futures import ThreadPoolExecutor
+
+    cfgs = [make_config(algo, task, [*overrides, f"seed={seed}"]) for seed in seeds]  # validate
+    base = Path(args.run_dir) if args.run_dir else Path(cfgs[0].runs_dir)
+    jobs = max(1, min(args.jobs or os.cpu_count() or 1, len(seeds)))
+    safe_task = "".join(c if c.isalnum() or c in "_.-" else "-" for c in task)
+    dirs = [base / f"{algo}_{safe_task}_seed{seed}" for seed in seeds]
+    taken = [d for d in dirs if d.exists()]
+    if taken:
+        raise ConfigError(f"{taken[0]} already exists: choose another --run-dir or remove it")
+    print(f"training {len(seeds)} seeds, {jobs} at a time, into {base}/", flush=True)
+
+    def one(seed: int, run_dir: Path) -> int:
+        command = [sys.executable, "-m", "qmix", "train", algo, task, *overrides]
+        command += [f"seed={seed}", "--run-dir", str(run_dir), "--quiet"]
+        log = run_dir.with_name(run_dir.name + ".log")
+        with log.open("w") as handle:
+            code = subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT).returncode
+        rows = _test_rows(run_dir)
+        last = f"final test return {rows[-1]['test_return']:.3f}" if rows else "no test rows"
+        status = "done" if code == 0 else f"FAILED (exit {code}, see {log})"
+        print(f"  seed {seed}: {status}, {last} -> {run_dir}", flush=True)
+        return code
+
+    base.mkdir(parents=True, exist_ok=True)
+    with ThreadPoolExecutor(jobs) as pool:
+        codes = list(pool.map(one, seeds, dirs))
+    print(f"compare them: qmix plot {base} -o curves.png; qmix summary {base}")
+    return 0 if all(code == 0 for code in codes) else 1
+
+
+def _test_rows(run_dir: Path) -> list[dict[str, float]]:
+    import json
+
+    path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [row for row in rows if "test_return" in row]
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from qmix.run import load
+
+    run = load(args.run_dir)
+    result = run.evaluate(episodes=args.episodes)
+    print(f"{run.run_dir}: {result.summary()}")
+    if args.render:
+        from qmix.envs.registry import make_env
+        from qmix.render import record_episode, save_gif
+        from qmix.trainer import EVAL_STREAM, episode_seeds
+
+        cfg = run.config
+        env_args = dict(cfg.env_args)
+        if cfg.env == "mpe":  # mpe2 draws frames only when built for it
+            env_args.setdefault("render_mode", "rgb_array")
+        env = make_env(cfg.env, env_args)
+        seed = episode_seeds(cfg.seed, EVAL_STREAM, 0, 1)[0]  # Run.evaluate's first episode
+        try:
+            frames, ret = record_episode(env, run.learner.controller, seed)
+        finally:
+            env.close()
+        path = save_gif(frames, Path(args.render))
+        print(f"episode with return {ret:.3f} ({len(frames) - 1} steps): {path}")
+    tables_path = run.run_dir / "q_tables.json"
+    if tables_path.exists():
+        import json
+
+        from qmix.render import plot_q_tables
+
+        out = Path(args.heatmap) if args.heatmap else run.run_dir / "q_tables.png"
+        title = f"{run.config.algo} on {run.config.task}, seed {run.config.seed}"
+        png = plot_q_tables(json.loads(tables_path.read_text()), out, title=title)
+        print(f"learned Q_tot next to the true values: {png}")
+    elif args.heatmap:
+        raise ConfigError("--heatmap is for matrix games (runs with q_tables.json)")
+    return 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from qmix.compare import load_runs, plot_comparison
+
+    runs = load_runs([Path(p) for p in args.run_dirs], split_by=args.by)
+    print(f"plot: {plot_comparison(runs, Path(args.output), metric=args.metric)}")
+    return 0
+
+
+def _summary(args: argparse.Namespace) -> int:
+    from qmix.compare import load_runs, summary_table
+
+    runs = load_runs([Path(p) for p in args.run_dirs], split_by=args.by)
+    print(summary_table(runs, metric=args.metric), end="")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``qmix`` console script."""
     args = _parser().parse_args(argv)
@@ -92,18 +275,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "check-env":
         return _check_env(args.task, args.env_args, args.num_envs)
-    from qmix.trainer import train
+    from qmix.checkpoint import CheckpointError
 
+    commands = {"train": _train, "eval": _eval, "plot": _plot, "summary": _summary}
     try:
-        cfg = make_config(args.algo, args.task, list(args.overrides))
-        train(cfg, run_dir=Path(args.run_dir) if args.run_dir else None, progress=not args.quiet)
-    except ConfigError as err:
+        return commands[args.command](args)
+    except (ConfigError, CheckpointError, ValueError) as err:
         print(f"qmix: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("qmix: interrupted", file=sys.stderr)
         return 130
-    return 0
 
 
 if __name__ == "__main__":

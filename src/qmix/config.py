@@ -86,6 +86,11 @@ class Config:
     test_episodes: int = _doc("greedy episodes per test evaluation", 32)
     log_interval_env_steps: int = _doc("env steps between progress lines", 2_000)
     runs_dir: str = _doc("parent folder of run directories", "runs")
+    checkpoint_interval_env_steps: int = _doc(
+        "env steps between checkpoints of the full training state (0: only the final one)",
+        100_000,
+    )
+    tensorboard: bool = _doc("also write TensorBoard event files (tb/ in the run directory)", True)
     device: str = _doc("torch device for learning: cpu or cuda", "cpu")
     torch_threads: int = _doc("torch CPU threads per process (1 is fastest on small nets)", 1)
 
@@ -138,6 +143,10 @@ def _validate(cfg: Config) -> None:
             raise ConfigError(f"{name} must be in [0, 1], got {getattr(cfg, name)}")
     if cfg.env_workers < 0 or cfg.worker_timeout_seconds <= 0:
         raise ConfigError("env_workers must be >= 0 and worker_timeout_seconds > 0")
+    if cfg.checkpoint_interval_env_steps < 0:
+        raise ConfigError(
+            f"checkpoint_interval_env_steps must be >= 0, got {cfg.checkpoint_interval_env_steps}"
+        )
     if cfg.test_episodes < 0:
         raise ConfigError(f"test_episodes must be >= 0, got {cfg.test_episodes}")
     if cfg.hypernet_layers not in (1, 2):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -206,6 +206,30 @@ class QLearner:
             out["mixer"] = self.mixer
             out["target_mixer"] = self.target_mixer
         return out
+
+    def state_dict(self) -> dict[str, Any]:
+        """Weights of every network and the optimiser's state (for checkpoints)."""
+        nets = {name: module.state_dict() for name, module in self.modules().items()}
+        return {"networks": nets, "optimiser": self.optimiser.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any], weights_only: bool = False) -> None:
+        """Restore from :meth:`state_dict`; ``weights_only`` skips the optimiser.
+
+        Raises:
+            ValueError: the saved networks do not match these (another task or config).
+        """
+        nets = state["networks"]
+        modules = self.modules()
+        if set(nets) != set(modules):
+            raise ValueError(f"saved networks {sorted(nets)} do not match {sorted(modules)}")
+        for name, module in modules.items():
+            try:
+                module.load_state_dict(nets[name])
+            except RuntimeError as err:
+                first = str(err).strip().splitlines()[0]
+                raise ValueError(f"saved {name} does not fit this config: {first}") from err
+        if not weights_only:
+            self.optimiser.load_state_dict(state["optimiser"])
 
     def loss(self, batch: EpisodeBatch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """TD loss of a batch and tensors for diagnostics."""

@@ -1,26 +1,146 @@
-"""Run output: metrics as JSON lines, and a progress line on the console."""
+"""Run output: metrics as JSON lines and TensorBoard events, run metadata, a progress line.
+
+Metric names (docs/concepts.md): ``train_return`` is the mean team return of the last 100
+epsilon-greedy training episodes; ``test_return`` the mean team return of ``test_episodes``
+greedy episodes (epsilon 0). A team return is the sum of the shared team reward over one
+episode. TensorBoard tags are ``train/<name>`` and ``test/<name>``, against env steps.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import platform
+import subprocess
 import sys
 import time
+from datetime import datetime, timezone
+from importlib import metadata
 from pathlib import Path
 from typing import Any, TextIO
 
+# Not logged as scalars: the x axis and counters that are only bookkeeping.
+_NOT_SCALARS = ("env_steps",)
+
 
 class MetricsWriter:
-    """Appends one JSON object per line to ``metrics.jsonl`` and keeps them in memory."""
+    """Appends one JSON object per line to ``metrics.jsonl``, mirrors numbers to TensorBoard.
 
-    def __init__(self, path: Path) -> None:
+    Args:
+        path: the ``metrics.jsonl`` file.
+        tensorboard_dir: write TensorBoard event files here (``None``: no TensorBoard).
+        keep_rows: on resume, the first ``keep_rows`` rows of an existing file are kept (the
+            rows written after the checkpoint are dropped: the resumed run writes them again)
+            and TensorBoard events from the first dropped row's step on are purged.
+    """
+
+    def __init__(
+        self, path: Path, tensorboard_dir: Path | None = None, keep_rows: int | None = None
+    ) -> None:
         self.path = path
         self.rows: list[dict[str, Any]] = []
+        purge_step = None
+        if keep_rows is not None and path.exists():
+            lines = [line for line in path.read_text().splitlines() if line.strip()]
+            self.rows = [json.loads(line) for line in lines[:keep_rows]]
+            if len(lines) > keep_rows:
+                purge_step = int(json.loads(lines[keep_rows])["env_steps"])
+            _atomic_write(path, "".join(json.dumps(row) + "\n" for row in self.rows))
+        self._tb: Any = None
+        if tensorboard_dir is not None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb = SummaryWriter(str(tensorboard_dir), purge_step=purge_step)
 
     def write(self, row: dict[str, Any]) -> None:
         """Record one row (flushed at once, so a crash loses nothing written)."""
         self.rows.append(row)
         with self.path.open("a") as handle:
             handle.write(json.dumps(row) + "\n")
+        if self._tb is not None:
+            group = "test" if any(key.startswith("test_") for key in row) else "train"
+            step = int(row["env_steps"])
+            for key, value in row.items():
+                if key in _NOT_SCALARS or isinstance(value, bool):
+                    continue
+                if isinstance(value, (int, float)):
+                    self._tb.add_scalar(f"{group}/{key}", value, step)
+            self._tb.flush()
+
+    def close(self) -> None:
+        """Close the TensorBoard writer."""
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+# Packages whose versions make a result reproducible (recorded when installed).
+_PACKAGES = (
+    "torch",
+    "numpy",
+    "gymnasium",
+    "lbforaging",
+    "rware",
+    "pettingzoo",
+    "mpe2",
+    "jax",
+    "jaxmarl",
+    "vmas",
+    "smac",
+    "tensorboard",
+)
+
+
+def run_metadata(seed: int) -> dict[str, Any]:
+    """Versions, seed, git revision, command and host: what a reader needs to trust a run."""
+    from qmix import __version__
+
+    versions = {"qmix": __version__, "python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return {
+        "seed": seed,
+        "versions": versions,
+        "git": _git_revision(),
+        "command": sys.argv,
+        "platform": platform.platform(),
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _git_revision() -> dict[str, Any] | None:
+    """The checkout's commit and whether it had local changes (``None`` outside git)."""
+    source = Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=source, capture_output=True, text=True, timeout=5
+        )
+        if head.returncode != 0:
+            return None
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=source,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": head.stdout.strip(), "dirty": bool(status.stdout.strip())}
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write ``data`` as indented JSON, atomically."""
+    _atomic_write(path, json.dumps(data, indent=2) + "\n")
 
 
 def _clock(seconds: float) -> str:
@@ -34,9 +154,16 @@ class Progress:
     On a terminal the line is rewritten in place; otherwise a plain line is printed each time.
     """
 
-    def __init__(self, label: str, total_env_steps: int, stream: TextIO | None = None) -> None:
+    def __init__(
+        self,
+        label: str,
+        total_env_steps: int,
+        stream: TextIO | None = None,
+        first_step: int = 0,
+    ) -> None:
         self.label = label
         self.total = total_env_steps
+        self.first_step = first_step  # a resumed run's rate counts only this process's steps
         self.stream = stream if stream is not None else sys.stdout
         self.start = time.perf_counter()
         self.interactive = self.stream.isatty()
@@ -44,7 +171,7 @@ class Progress:
     def update(self, env_steps: int, episodes: int, fields: dict[str, float | None]) -> None:
         """Show the current figures (``None`` values are left out)."""
         elapsed = time.perf_counter() - self.start
-        rate = env_steps / elapsed if elapsed > 0 else 0.0
+        rate = (env_steps - self.first_step) / elapsed if elapsed > 0 else 0.0
         eta = (self.total - env_steps) / rate if rate > 0 else 0.0
         parts = [
             f"[{self.label}] steps {env_steps}/{self.total} ({100 * env_steps / self.total:.0f}%)",

@@ -19,21 +19,29 @@ import numpy as np
 import torch
 import yaml
 
+from qmix.checkpoint import (
+    CHECKPOINT_NAME,
+    MODEL_NAME,
+    CheckpointError,
+    load_checkpoint,
+    save_checkpoint,
+)
 from qmix.config import Config, ConfigError
 from qmix.data.replay_buffer import ReplayBuffer
 from qmix.envs.matrix import TabularGame
 from qmix.envs.registry import env_spec, make_env, make_vector_env
 from qmix.evaluate import format_tables, q_tables
 from qmix.learner import QLearner
-from qmix.logging import MetricsWriter, Progress
+from qmix.logging import MetricsWriter, Progress, run_metadata, write_json
 from qmix.networks.agents import build_agent
 from qmix.networks.mixers import Mixer, build_mixer
 from qmix.policy.controller import AgentController, agent_input_dim
 from qmix.policy.exploration import LinearSchedule
+from qmix.run import Run, read_run_config
 from qmix.runner import EpisodeRunner, RolloutStats
 from qmix.types import EnvInfo
 
-TRAIN_STREAM, TEST_STREAM = 0, 1
+TRAIN_STREAM, TEST_STREAM, EVAL_STREAM = 0, 1, 2
 
 
 def episode_seeds(seed: int, stream: int, first: int, count: int) -> list[int]:
@@ -45,30 +53,6 @@ def episode_seeds(seed: int, stream: int, first: int, count: int) -> list[int]:
         int(np.random.SeedSequence([seed, stream, first + i]).generate_state(1)[0])
         for i in range(count)
     ]
-
-
-@dataclass
-class Run:
-    """A finished training run.
-
-    Attributes:
-        run_dir: where its files are.
-        config: the resolved configuration.
-        metrics: every row written to ``metrics.jsonl``.
-        learner: the trained learner (agent, mixer and targets).
-        tables: learned Q tables for tabular games (``None`` otherwise).
-    """
-
-    run_dir: Path
-    config: Config
-    metrics: list[dict[str, Any]]
-    learner: QLearner
-    tables: dict[str, Any] | None = field(default=None)
-
-    @property
-    def test_returns(self) -> list[float]:
-        """Greedy test return of every evaluation, in order."""
-        return [row["test_return"] for row in self.metrics if "test_return" in row]
 
 
 def build_learner(cfg: Config, info: EnvInfo) -> QLearner:
@@ -132,18 +116,52 @@ def evaluate_greedy(
     return stats
 
 
-def train(cfg: Config, run_dir: Path | None = None, progress: bool = True) -> Run:
+@dataclass
+class LoopState:
+    """Counters and running figures of the training loop: with the networks, optimiser,
+    buffer and RNG states, everything a checkpoint needs to continue exactly."""
+
+    env_steps: int = 0
+    episodes: int = 0
+    updates: int = 0
+    test_episodes_run: int = 0
+    last_target_update: int = 0
+    last_test: int = 0
+    last_log: int = 0
+    last_checkpoint: int = 0
+    metric_rows: int = 0
+    wall_seconds: float = 0.0  # training time spent in earlier processes of this run
+    recent_returns: list[float] = field(default_factory=list)
+    last_loss: float | None = None
+    last_learn: dict[str, float] = field(default_factory=dict)
+    last_test_return: float | None = None
+    last_win_rate: float | None = None
+
+
+def train(
+    cfg: Config, run_dir: Path | None = None, progress: bool = True, resume: bool = False
+) -> Run:
     """Train ``cfg`` to its budget and return the finished :class:`Run`.
 
     Args:
         cfg: a validated configuration (see :func:`qmix.config.make_config`).
         run_dir: where to write; a new folder under ``cfg.runs_dir`` by default.
         progress: print progress lines and the final tables.
+        resume: continue from ``run_dir``'s checkpoint (see :func:`resume`).
+
+    Raises:
+        ConfigError: the task cannot be built from ``cfg`` (nothing is written).
+        CheckpointError: ``resume`` and the checkpoint is missing or damaged (nothing written).
     """
     # ---- set-up ---------------------------------------------------------------------------
     torch.set_num_threads(cfg.torch_threads)
     torch.manual_seed(cfg.seed)
     rng = torch.Generator().manual_seed(cfg.seed)  # exploration draws and replay sampling
+    checkpoint = None
+    if resume:
+        if run_dir is None:
+            raise ValueError("resume needs the run directory")
+        checkpoint = load_checkpoint(run_dir / CHECKPOINT_NAME)  # before anything is built
     try:
         envs = make_vector_env(
             cfg.env, cfg.env_args, cfg.n_envs, cfg.env_workers, cfg.worker_timeout_seconds
@@ -155,34 +173,70 @@ def train(cfg: Config, run_dir: Path | None = None, progress: bool = True) -> Ru
     runner = EpisodeRunner(envs, learner.controller)
     buffer = ReplayBuffer(cfg.buffer_capacity_episodes, info)
     schedule = LinearSchedule(cfg.epsilon_start, cfg.epsilon_finish, cfg.epsilon_anneal_env_steps)
+    state = LoopState()
+    if checkpoint is not None:
+        try:
+            learner.load_state_dict(checkpoint["learner"])
+            buffer.load_state_dict(checkpoint["buffer"])
+            rng.set_state(checkpoint["rng"]["train"])
+            torch.set_rng_state(checkpoint["rng"]["torch"])
+            state = LoopState(**checkpoint["loop"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+            envs.close()
+            raise CheckpointError(
+                f"checkpoint in {run_dir} does not fit this run ({err}); it was left untouched"
+            ) from err
 
     run_dir = run_dir if run_dir is not None else new_run_dir(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-    metrics = MetricsWriter(run_dir / "metrics.jsonl")
+    if checkpoint is None:
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        write_json(run_dir / "metadata.json", run_metadata(cfg.seed))
+    else:
+        meta_path = run_dir / "metadata.json"
+        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+        meta.setdefault("resumed", []).append(
+            {**run_metadata(cfg.seed), "from_env_steps": state.env_steps}
+        )
+        write_json(meta_path, meta)
+    metrics = MetricsWriter(
+        run_dir / "metrics.jsonl",
+        run_dir / "tb" if cfg.tensorboard else None,
+        keep_rows=state.metric_rows if checkpoint is not None else None,
+    )
     bar = (
-        Progress(f"{cfg.algo} {cfg.task} seed {cfg.seed}", cfg.total_env_steps)
+        Progress(
+            f"{cfg.algo} {cfg.task} seed {cfg.seed}",
+            cfg.total_env_steps,
+            first_step=state.env_steps,
+        )
         if progress
         else None
     )
+    started = time.perf_counter() - state.wall_seconds
 
-    env_steps = episodes = updates = test_episodes_run = 0
-    last_target_update = last_test = last_log = 0
-    recent_returns: list[float] = []
-    last_loss: float | None = None
-    last_learn: dict[str, float] = {}
-    last_test_return: float | None = None
-    last_win_rate: float | None = None
-    started = time.perf_counter()
+    def save() -> None:
+        state.last_checkpoint = state.env_steps
+        state.metric_rows = len(metrics.rows)
+        state.wall_seconds = time.perf_counter() - started
+        save_checkpoint(
+            run_dir / CHECKPOINT_NAME,
+            {
+                "loop": dataclasses.asdict(state),
+                "learner": learner.state_dict(),
+                "buffer": buffer.state_dict(),
+                "rng": {"train": rng.get_state(), "torch": torch.get_rng_state()},
+            },
+        )
 
-    while env_steps < cfg.total_env_steps:
+    while state.env_steps < cfg.total_env_steps:
         # ---- collect: one episode per environment, epsilon-greedy ------------------------
-        epsilon = schedule.value(env_steps)
-        seeds = episode_seeds(cfg.seed, TRAIN_STREAM, episodes, cfg.n_envs)
+        epsilon = schedule.value(state.env_steps)
+        seeds = episode_seeds(cfg.seed, TRAIN_STREAM, state.episodes, cfg.n_envs)
         batch, stats = runner.run(seeds, epsilon, rng)
-        env_steps += stats.env_steps
-        episodes += cfg.n_envs
-        recent_returns = (recent_returns + stats.returns)[-100:]
+        state.env_steps += stats.env_steps
+        state.episodes += cfg.n_envs
+        state.recent_returns = (state.recent_returns + stats.returns)[-100:]
 
         # ---- store ---------------------------------------------------------------------
         buffer.insert(batch)
@@ -192,75 +246,80 @@ def train(cfg: Config, run_dir: Path | None = None, progress: bool = True) -> Ru
             for _ in range(cfg.updates_per_collect):
                 sample = buffer.sample(cfg.batch_size_episodes, rng).to(cfg.device)
                 learner_stats = learner.train(sample)
-                updates += 1
-                last_loss = learner_stats.loss
-                last_learn = dataclasses.asdict(learner_stats)
+                state.updates += 1
+                state.last_loss = learner_stats.loss
+                state.last_learn = dataclasses.asdict(learner_stats)
                 # ---- targets: soft after every update, or hard every K episodes ----------
                 if cfg.target_update == "soft":
                     learner.soft_update_targets(cfg.target_tau)
         if (
             cfg.target_update == "hard"
-            and episodes - last_target_update >= cfg.target_update_interval_episodes
+            and state.episodes - state.last_target_update >= cfg.target_update_interval_episodes
         ):
             learner.hard_update_targets()
-            last_target_update = episodes
+            state.last_target_update = state.episodes
 
         # ---- evaluate greedily ------------------------------------------------------------
-        finished = env_steps >= cfg.total_env_steps
+        finished = state.env_steps >= cfg.total_env_steps
         if cfg.test_episodes > 0 and (
-            env_steps - last_test >= cfg.test_interval_env_steps or finished
+            state.env_steps - state.last_test >= cfg.test_interval_env_steps or finished
         ):
-            test = evaluate_greedy(runner, cfg, cfg.test_episodes, test_episodes_run)
-            test_episodes_run += cfg.test_episodes
-            last_test = env_steps
-            last_test_return = float(np.mean(test.returns))
+            test = evaluate_greedy(runner, cfg, cfg.test_episodes, state.test_episodes_run)
+            state.test_episodes_run += cfg.test_episodes
+            state.last_test = state.env_steps
+            state.last_test_return = float(np.mean(test.returns))
             row: dict[str, Any] = {
-                "env_steps": env_steps,
-                "episodes": episodes,
-                "test_return": last_test_return,
+                "env_steps": state.env_steps,
+                "episodes": state.episodes,
+                "test_return": state.last_test_return,
                 "test_length": float(np.mean(test.lengths)),
             }
             won = [i["battle_won"] for i in test.infos if "battle_won" in i]
             if won:
-                row["test_win_rate"] = last_win_rate = float(np.mean(won))
+                row["test_win_rate"] = state.last_win_rate = float(np.mean(won))
             metrics.write(row)
 
         # ---- log ---------------------------------------------------------------------------
-        if env_steps - last_log >= cfg.log_interval_env_steps or finished:
-            last_log = env_steps
-            train_return = float(np.mean(recent_returns))
+        if state.env_steps - state.last_log >= cfg.log_interval_env_steps or finished:
+            state.last_log = state.env_steps
+            train_return = float(np.mean(state.recent_returns))
             metrics.write(
                 {
-                    "env_steps": env_steps,
-                    "episodes": episodes,
-                    "updates": updates,
+                    "env_steps": state.env_steps,
+                    "episodes": state.episodes,
+                    "updates": state.updates,
                     "train_return": train_return,
                     "epsilon": epsilon,
-                    "loss": last_loss,
-                    **{k: v for k, v in last_learn.items() if k != "loss"},
+                    "loss": state.last_loss,
+                    **{k: v for k, v in state.last_learn.items() if k != "loss"},
                     "buffer_episodes": len(buffer),
                     "wall_seconds": time.perf_counter() - started,
                 }
             )
             if bar is not None:
                 bar.update(
-                    env_steps,
-                    episodes,
+                    state.env_steps,
+                    state.episodes,
                     {
                         "return": train_return,
-                        "test": last_test_return,
-                        "win": last_win_rate,
+                        "test": state.last_test_return,
+                        "win": state.last_win_rate,
                         "eps": epsilon,
-                        "loss": last_loss,
+                        "loss": state.last_loss,
                     },
                 )
+
+        # ---- checkpoint: periodic and final, atomically -----------------------------------
+        interval = cfg.checkpoint_interval_env_steps
+        if finished or (interval > 0 and state.env_steps - state.last_checkpoint >= interval):
+            save()
 
     # ---- save and report ------------------------------------------------------------------
     if bar is not None:
         bar.close()
-    torch.save(
-        {name: module.state_dict() for name, module in learner.modules().items()},
-        run_dir / "model.pt",
+    metrics.close()
+    save_checkpoint(
+        run_dir / MODEL_NAME, {"learner": {"networks": learner.state_dict()["networks"]}}
     )
     tables = None
     game = None if env_spec(cfg.env).vectorised else make_env(cfg.env, cfg.env_args)
@@ -276,6 +335,25 @@ def train(cfg: Config, run_dir: Path | None = None, progress: bool = True) -> Ru
             print(f"learning curve: {curve}")
         print(f"run directory: {run_dir}")
     return Run(run_dir=run_dir, config=cfg, metrics=metrics.rows, learner=learner, tables=tables)
+
+
+def resume(run_dir: Path, progress: bool = True, total_env_steps: int | None = None) -> Run:
+    """Continue the run in ``run_dir`` from its last checkpoint, exactly as if never stopped.
+
+    Args:
+        run_dir: a run directory with ``config.yaml`` and ``checkpoint.pt``.
+        progress: print progress lines.
+        total_env_steps: a larger budget to train on to (default: the run's own).
+
+    Raises:
+        CheckpointError: no usable checkpoint (the files are left as they are).
+        ConfigError: the saved config is unreadable or the new budget is invalid.
+    """
+    run_dir = Path(run_dir)
+    cfg = read_run_config(run_dir)
+    if total_env_steps is not None:
+        cfg = dataclasses.replace(cfg, total_env_steps=total_env_steps)
+    return train(cfg, run_dir, progress=progress, resume=True)
 
 
 def tabular_report(

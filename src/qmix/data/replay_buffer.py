@@ -53,17 +53,34 @@ class ReplayBuffer:
         return batch.truncate_time(longest)
 
     def state_dict(self) -> dict[str, object]:
-        """Everything needed to restore the buffer exactly."""
+        """Everything needed to restore the buffer exactly: only the rows that hold episodes.
+
+        Until the ring is full the episodes are rows ``0 .. size - 1``; once full, all rows.
+        """
         return {
-            "tensors": self.storage.tensors(),
+            "tensors": {k: v[: self.size].clone() for k, v in self.storage.tensors().items()},
             "next_index": self.next_index,
             "size": self.size,
         }
 
     def load_state_dict(self, state: dict[str, object]) -> None:
-        """Restore from :meth:`state_dict`."""
+        """Restore from :meth:`state_dict` into this buffer's preallocated storage.
+
+        Raises:
+            ValueError: the saved episodes do not fit this buffer (other task or capacity).
+        """
         tensors = state["tensors"]
-        assert isinstance(tensors, dict)
-        self.storage = EpisodeBatch(**tensors)
-        self.next_index = int(state["next_index"])  # type: ignore[call-overload]
-        self.size = int(state["size"])  # type: ignore[call-overload]
+        size, next_index = state["size"], state["next_index"]
+        if not (
+            isinstance(tensors, dict) and isinstance(size, int) and isinstance(next_index, int)
+        ):
+            raise ValueError("replay buffer state is malformed")
+        if size > self.capacity:
+            raise ValueError(f"saved buffer holds {size} episodes, capacity is {self.capacity}")
+        for name, dst in self.storage.tensors().items():
+            src = tensors[name]
+            if not isinstance(src, torch.Tensor) or src.shape[1:] != dst.shape[1:]:
+                raise ValueError(f"saved buffer's {name!r} does not match this task's shapes")
+            dst.zero_()
+            dst[:size] = src
+        self.size, self.next_index = size, next_index

@@ -1,0 +1,96 @@
+"""Checkpoints: atomic writes of the full training state, and loads that never unpickle code.
+
+A checkpoint is a plain nested mapping of tensors, numbers, strings, lists and dicts, saved with
+``torch.save`` and read back with ``torch.load(weights_only=True)``, which refuses anything
+else -- so opening a checkpoint from someone else cannot run their code.
+
+Writes go to a temporary file in the same directory, are flushed to disk, and then renamed over
+the old checkpoint (``os.replace`` is atomic on POSIX and Windows): a crash at any moment
+leaves either the previous checkpoint or the new one, never a half-written file.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+CHECKPOINT_NAME = "checkpoint.pt"  # the full training state, for resuming
+MODEL_NAME = "model.pt"  # the final networks only, for evaluation
+FORMAT_VERSION = 1
+
+
+class CheckpointError(Exception):
+    """A checkpoint is missing, truncated, corrupted or of another format."""
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> Path:
+    """Write ``state`` to ``path`` atomically (temporary file, fsync, rename).
+
+    Args:
+        path: the checkpoint file; its directory must exist.
+        state: tensors, numbers, strings, ``None`` and lists / dicts of them.
+
+    Returns:
+        ``path``.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with tmp.open("wb") as handle:
+            torch.save({"format": FORMAT_VERSION, **state}, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    # make the rename itself durable (a no-op where directories cannot be opened)
+    try:
+        fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return path
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    return path
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint` onto the CPU.
+
+    Raises:
+        CheckpointError: the file is missing, not a checkpoint, truncated or corrupted, or
+            holds objects other than tensors and plain data (never unpickled). The message is
+            one line that says what to do; the file is left as it is.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (
+        RuntimeError,
+        EOFError,
+        OSError,
+        ValueError,
+        pickle.UnpicklingError,
+        zipfile.BadZipFile,
+    ) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(
+            f"checkpoint {path} is corrupted or truncated ({reason[:160]}); it was left "
+            "untouched: restore a copy or start a new run"
+        ) from err
+    if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION:
+        found = state.get("format") if isinstance(state, dict) else type(state).__name__
+        raise CheckpointError(
+            f"{path} is not a qmix checkpoint of format {FORMAT_VERSION} (found {found!r})"
+        )
+    return state

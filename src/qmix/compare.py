@@ -1,0 +1,582 @@
+"""Compare runs across seeds: learning curves with bootstrap bands, and a summary table.
+
+A *run directory* is a directory holding ``config.yaml`` (the resolved config; ``algo``, ``task``
+and ``seed`` are read from it) and ``metrics.jsonl`` (one JSON row per line; a row that carries
+the chosen metric, e.g. ``test_return``, is one greedy evaluation at its ``env_steps``).
+
+Runs are grouped by (task, algorithm) -- optionally split further by config keys, see
+:func:`load_runs` -- and each group's seeds are the samples for every statistic here:
+
+- curves: each seed's evaluations are linearly interpolated onto one grid of env steps, the union
+  of all the group's evaluation steps inside the range that *every* seed covers (see
+  :func:`align_curves`); the band is a 95% percentile bootstrap over seeds, 2,000 resamples with
+  a fixed RNG seed, so the same runs always give the same picture (:func:`bootstrap_mean_ci`);
+- summary: final and best evaluation per seed, averaged over seeds, and the interquartile mean of
+  the late evaluations pooled over seeds (:func:`summary_table`).
+
+matplotlib is imported only inside :func:`plot_comparison`; importing this module needs numpy and
+PyYAML only.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+#: Percentile-bootstrap resamples used for every band and interval in this module.
+BOOTSTRAP_RESAMPLES = 2000
+#: RNG seed of the bootstrap: the same runs always give the same band.
+BOOTSTRAP_SEED = 0
+#: The IQM pools each seed's evaluations in this final fraction of its env steps.
+IQM_FINAL_FRACTION = 0.1
+
+_CONFIG = "config.yaml"
+_METRICS = "metrics.jsonl"
+_LABELS = {
+    "test_return": "greedy test return",
+    "test_win_rate": "test win rate",
+    "test_length": "greedy test episode length",
+    "train_return": "training return (ε-greedy)",
+}
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run directory, read once.
+
+    Attributes:
+        run_dir: the directory.
+        algo: ``algo`` from its ``config.yaml`` (e.g. ``"qmix"``).
+        task: ``task`` from its ``config.yaml`` (e.g. ``"lbf_8x8_2p_2f_coop"``).
+        seed: ``seed`` from its ``config.yaml``.
+        rows: every row of its ``metrics.jsonl``, in file order (train and test rows mixed).
+        variant: ``"key=value, ..."`` for the config keys the runs were split by
+            (``load_runs(..., split_by=...)``); empty by default.
+    """
+
+    run_dir: Path
+    algo: str
+    task: str
+    seed: int
+    rows: tuple[Mapping[str, Any], ...]
+    variant: str = ""
+
+    @property
+    def name(self) -> str:
+        """The algorithm as shown in legends and tables: ``"qmix"`` or ``"qmix [k=v]"``."""
+        return f"{self.algo} [{self.variant}]" if self.variant else self.algo
+
+
+@dataclass(frozen=True)
+class CurveStats:
+    """A group's learning curve on its common grid.
+
+    Attributes:
+        steps: grid of env steps, ``[G]``, increasing.
+        mean: mean over seeds at each grid point, ``[G]``.
+        low: lower end of the bootstrap confidence band, ``[G]`` (equals ``mean`` for one seed).
+        high: upper end of the band, ``[G]``.
+        n_seeds: number of runs (seeds) in the group.
+    """
+
+    steps: np.ndarray
+    mean: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    n_seeds: int
+
+
+# ---- finding and reading run directories ---------------------------------------------------
+
+
+def is_run_dir(path: Path) -> bool:
+    """Whether ``path`` is a directory holding both ``config.yaml`` and ``metrics.jsonl``."""
+    path = Path(path)
+    return (path / _CONFIG).is_file() and (path / _METRICS).is_file()
+
+
+def find_run_dirs(paths: Sequence[Path]) -> list[Path]:
+    """Run directories named by ``paths``, expanding parent directories one level deep.
+
+    A path that is a run directory is kept; otherwise its immediate subdirectories that are run
+    directories are taken, in name order (so ``runs/`` works). Duplicates are dropped, first
+    occurrence kept.
+
+    Args:
+        paths: run directories and/or directories that contain run directories.
+
+    Returns:
+        The run directories, in the order given.
+
+    Raises:
+        ValueError: no paths, a path that does not exist or is not a directory, or a directory
+            that neither is nor contains a run directory.
+    """
+    if not paths:
+        raise ValueError("no run directories given: pass run directories or a folder of them")
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.is_dir():
+            raise ValueError(f"{path} is not a directory: pass run directories (or their parent)")
+        if is_run_dir(path):
+            children = [path]
+        else:
+            children = sorted(p for p in path.iterdir() if p.is_dir() and is_run_dir(p))
+            if not children:
+                raise ValueError(
+                    f"{path} is not a run directory (no {_CONFIG} + {_METRICS}) and holds none "
+                    "one level down: pass the run directories themselves"
+                )
+        for child in children:
+            if child.resolve() not in {p.resolve() for p in found}:
+                found.append(child)
+    return found
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """Rows of a ``metrics.jsonl`` file.
+
+    A truncated last line (a run still writing, or killed mid-write) is ignored; a bad line
+    anywhere else is an error.
+
+    Raises:
+        ValueError: a line other than the last is not a JSON object.
+    """
+    lines = [line for line in Path(path).read_text().splitlines() if line.strip()]
+    rows: list[dict[str, Any]] = []
+    for i, line in enumerate(lines):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            if i == len(lines) - 1:
+                break  # partially written final row of a live run
+            raise ValueError(f"{path}: line {i + 1} is not valid JSON") from None
+        if not isinstance(row, dict):
+            raise ValueError(f"{path}: line {i + 1} is not a JSON object")
+        rows.append(row)
+    return rows
+
+
+def load_run(run_dir: Path, split_by: Sequence[str] = ()) -> RunRecord:
+    """Read one run directory.
+
+    Args:
+        run_dir: a directory with ``config.yaml`` and ``metrics.jsonl``.
+        split_by: config keys whose values become the run's ``variant`` (e.g. ``["mixer_input"]``
+            to compare QMIX on the state with QMIX on the concatenated observations).
+
+    Raises:
+        ValueError: not a run directory, or its config lacks ``algo``, ``task``, ``seed`` or a
+            ``split_by`` key.
+    """
+    run_dir = Path(run_dir)
+    if not is_run_dir(run_dir):
+        raise ValueError(f"{run_dir} is not a run directory: it needs {_CONFIG} and {_METRICS}")
+    config = yaml.safe_load((run_dir / _CONFIG).read_text())
+    if not isinstance(config, dict):
+        raise ValueError(f"{run_dir / _CONFIG} is not a YAML mapping")
+    missing = [k for k in ("algo", "task", "seed", *split_by) if k not in config]
+    if missing:
+        raise ValueError(f"{run_dir / _CONFIG} has no {', '.join(missing)}: is it a qmix run?")
+    variant = ", ".join(f"{k}={config[k]}" for k in split_by)
+    return RunRecord(
+        run_dir=run_dir,
+        algo=str(config["algo"]),
+        task=str(config["task"]),
+        seed=int(config["seed"]),
+        rows=tuple(read_rows(run_dir / _METRICS)),
+        variant=variant,
+    )
+
+
+def load_runs(paths: Sequence[Path], split_by: Sequence[str] = ()) -> list[RunRecord]:
+    """Read every run directory named by ``paths`` (parents expanded, see :func:`find_run_dirs`).
+
+    Args:
+        paths: run directories and/or directories that contain run directories.
+        split_by: config keys that split a (task, algorithm) group further (see :func:`load_run`).
+
+    Returns:
+        One record per run directory.
+
+    Raises:
+        ValueError: as :func:`find_run_dirs` and :func:`load_run`; or two runs of the same task,
+            algorithm (and variant) with the same seed -- counting one seed twice would make the
+            bands falsely narrow, so pass only one of them.
+    """
+    runs = [load_run(d, split_by) for d in find_run_dirs(paths)]
+    seen: dict[tuple[str, str, int], Path] = {}
+    for run in runs:
+        key = (run.task, run.name, run.seed)
+        if key in seen:
+            raise ValueError(
+                f"{seen[key]} and {run.run_dir} are both {run.name} on {run.task} with seed "
+                f"{run.seed}: pass only one of them"
+            )
+        seen[key] = run.run_dir
+    return runs
+
+
+def group_runs(runs: Sequence[RunRecord]) -> dict[tuple[str, str], list[RunRecord]]:
+    """Runs grouped by ``(task, name)``, keys sorted, each group sorted by seed."""
+    groups: dict[tuple[str, str], list[RunRecord]] = {}
+    for run in runs:
+        groups.setdefault((run.task, run.name), []).append(run)
+    return {key: sorted(groups[key], key=lambda r: r.seed) for key in sorted(groups)}
+
+
+def metric_curve(run: RunRecord, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """The evaluations of ``metric`` in one run, sorted by env steps.
+
+    Rows without the metric (train rows for a test metric) or with a null value are skipped. If
+    two rows share an env step (e.g. a resumed run), the later row wins.
+
+    Returns:
+        ``(steps [M], values [M])``, steps strictly increasing.
+
+    Raises:
+        ValueError: the run has no row with ``metric``.
+    """
+    by_step: dict[float, float] = {}
+    for row in run.rows:
+        value = row.get(metric)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and "env_steps" in row:
+            by_step[float(row["env_steps"])] = float(value)
+    if not by_step:
+        present = sorted({k for row in run.rows for k in row if k != "env_steps"})
+        raise ValueError(
+            f"{run.run_dir} has no rows with {metric!r} (it has: {', '.join(present) or 'none'})"
+            f"; choose another --metric or leave this run out"
+        )
+    steps = np.array(sorted(by_step))
+    return steps, np.array([by_step[s] for s in steps])
+
+
+# ---- statistics ------------------------------------------------------------------------------
+
+
+def align_curves(
+    curves: Sequence[tuple[np.ndarray, np.ndarray]],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Put several seeds' curves on one grid of env steps.
+
+    Collection is episode-based, so seeds evaluate at slightly different env steps. The grid is
+    the union of every seed's evaluation steps that lie inside the range all seeds cover
+    (``[max of first steps, min of last steps]``); each seed is linearly interpolated onto it.
+    Because every seed's curve is piecewise linear with its kinks at its own evaluation steps,
+    the mean over seeds on this grid is exactly the mean of the piecewise-linear curves: no point
+    is invented and none is dropped inside the common range. Nothing is extrapolated: where some
+    seed has not been evaluated (a shorter or still-running seed) the group has no curve.
+
+    Args:
+        curves: one ``(steps [M_k], values [M_k])`` per seed, steps strictly increasing.
+
+    Returns:
+        ``(grid [G], values [K, G])`` for K seeds.
+
+    Raises:
+        ValueError: no curves, an empty curve, or seeds whose step ranges do not overlap.
+    """
+    if not curves:
+        raise ValueError("no curves to align")
+    if any(len(steps) == 0 for steps, _ in curves):
+        raise ValueError("cannot align an empty curve")
+    start = max(float(steps[0]) for steps, _ in curves)
+    stop = min(float(steps[-1]) for steps, _ in curves)
+    if start > stop:
+        raise ValueError(
+            f"the seeds share no range of env steps (one ends at {stop:g} before another starts "
+            f"at {start:g}); compare runs that cover the same steps"
+        )
+    all_steps = np.concatenate([np.asarray(steps, dtype=float) for steps, _ in curves])
+    grid = np.unique(all_steps[(all_steps >= start) & (all_steps <= stop)])
+    values = np.stack(
+        [np.interp(grid, np.asarray(s, dtype=float), np.asarray(v, dtype=float)) for s, v in curves]
+    )
+    return grid, values
+
+
+def bootstrap_mean_ci(
+    samples: np.ndarray,
+    confidence: float = 0.95,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean over axis 0 (seeds) with a percentile-bootstrap confidence interval.
+
+    Each resample draws K rows with replacement (the same draw for every column, so a seed's
+    curve is resampled as a whole) and takes their mean; the interval is the
+    ``(1 - confidence) / 2`` and ``(1 + confidence) / 2`` percentiles of the ``resamples`` means.
+    The RNG is seeded, so the result is reproducible. With one seed the interval collapses to the
+    mean. With few seeds (3-5) a percentile bootstrap is too narrow on average: read it as a
+    description of the seeds at hand, not a guarantee.
+
+    Args:
+        samples: ``[K]`` or ``[K, G]`` values, K seeds.
+        confidence: coverage of the interval, in (0, 1).
+        resamples: number of bootstrap resamples.
+        seed: RNG seed of the resampling.
+
+    Returns:
+        ``(mean, low, high)``, each ``[G]`` (or ``[]``-shaped 0-d arrays for ``[K]`` input).
+
+    Raises:
+        ValueError: no samples, more than two dimensions, non-finite values, or a bad
+            ``confidence`` / ``resamples``.
+    """
+    data = np.asarray(samples, dtype=float)
+    if data.ndim not in (1, 2) or data.shape[0] == 0:
+        raise ValueError(f"expected samples of shape [K] or [K, G] with K >= 1, got {data.shape}")
+    if not np.all(np.isfinite(data)):
+        raise ValueError("samples must be finite (no NaN or inf)")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    if resamples < 1:
+        raise ValueError(f"resamples must be >= 1, got {resamples}")
+    k = data.shape[0]
+    flat = data.reshape(k, -1)  # [K, G]
+    mean = flat.mean(axis=0)  # [G]
+    if k == 1:
+        low = high = mean.copy()
+    else:
+        rng = np.random.default_rng(seed)
+        # How often each seed is drawn in each resample: same law as K draws with replacement,
+        # but [R, K] @ [K, G] keeps memory at R x G instead of R x K x G.
+        counts = rng.multinomial(k, np.full(k, 1.0 / k), size=resamples)  # [R, K]
+        means = counts @ flat / k  # [R, G]
+        tail = 100.0 * (1.0 - confidence) / 2.0
+        low, high = np.percentile(means, [tail, 100.0 - tail], axis=0)  # [G] each
+        # Rounding in the resampled means must not push the band off a constant mean.
+        low, high = np.minimum(low, mean), np.maximum(high, mean)
+    shape = data.shape[1:]
+    return mean.reshape(shape), low.reshape(shape), high.reshape(shape)
+
+
+def iqm(values: np.ndarray) -> float:
+    """Interquartile mean: the mean of the middle 50% of the values (Agarwal et al., 2021).
+
+    The ``floor(n / 4)`` lowest and ``floor(n / 4)`` highest values are dropped and the rest are
+    averaged -- the convention of ``scipy.stats.trim_mean(x, 0.25)`` used by rliable. With fewer
+    than 4 values nothing is dropped (plain mean). Robust to a few outliers, unlike the mean, and
+    less noisy than the median.
+
+    Args:
+        values: scores of any shape (flattened).
+
+    Raises:
+        ValueError: no values, or non-finite values.
+    """
+    flat = np.sort(np.asarray(values, dtype=float).ravel())
+    if flat.size == 0:
+        raise ValueError("iqm needs at least one value")
+    if not np.all(np.isfinite(flat)):
+        raise ValueError("iqm needs finite values (no NaN or inf)")
+    cut = flat.size // 4
+    return float(flat[cut : flat.size - cut].mean())
+
+
+def final_window(steps: np.ndarray, values: np.ndarray, fraction: float) -> np.ndarray:
+    """Values evaluated in the last ``fraction`` of a run: ``steps >= (1 - fraction) * steps[-1]``.
+
+    Env steps count from 0, so for a 500k-step run and ``fraction=0.1`` these are the evaluations
+    at 450k steps and later. The last evaluation is always included.
+
+    Args:
+        steps: ``[M]`` env steps, increasing; values: ``[M]``.
+
+    Returns:
+        ``[M']`` values, ``M' >= 1``.
+    """
+    return values[steps >= (1.0 - fraction) * steps[-1]]
+
+
+def curve_stats(group: Sequence[RunRecord], metric: str = "test_return") -> CurveStats:
+    """Mean curve and bootstrap band of one group of seeds (see :func:`align_curves`).
+
+    Raises:
+        ValueError: a run without ``metric``, or seeds that share no range of env steps.
+    """
+    try:
+        grid, values = align_curves([metric_curve(run, metric) for run in group])
+    except ValueError as err:
+        first = group[0]
+        raise ValueError(f"{first.name} on {first.task}: {err}") from None
+    mean, low, high = bootstrap_mean_ci(values)
+    return CurveStats(steps=grid, mean=mean, low=low, high=high, n_seeds=len(group))
+
+
+# ---- outputs --------------------------------------------------------------------------------
+
+
+def metric_label(metric: str) -> str:
+    """Axis label for a metric: ``"greedy test return"``, ``"test win rate"``, ..."""
+    return _LABELS.get(metric, metric.replace("_", " "))
+
+
+def _seeds(n: int) -> str:
+    return f"{n} seed" if n == 1 else f"{n} seeds"
+
+
+def plot_comparison(runs: Sequence[RunRecord], path: Path, metric: str = "test_return") -> Path:
+    """Draw each algorithm's mean ``metric`` over seeds against env steps, one panel per task.
+
+    The line is the mean over seeds on the common grid of :func:`align_curves`; the shaded band
+    is the 95% percentile-bootstrap interval of that mean (2,000 resamples, RNG seed 0, see
+    :func:`bootstrap_mean_ci`); a group with one seed gets its line only; a group whose seeds
+    share a single evaluation step is a marker (with an error bar for several seeds). An
+    algorithm keeps its colour across panels. Legends read ``"qmix (3 seeds)"``.
+
+    Args:
+        runs: runs to draw (e.g. from :func:`load_runs`).
+        path: PNG to write; parent directories are created.
+        metric: metrics.jsonl key to draw, e.g. ``"test_return"`` or ``"test_win_rate"``.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        ValueError: no runs, a run without ``metric``, or seeds that share no range of steps.
+    """
+    from matplotlib.figure import Figure  # optional dependency: the ``plots`` extra
+    from matplotlib.ticker import EngFormatter
+
+    if not runs:
+        raise ValueError("no runs to plot")
+    groups = group_runs(runs)
+    stats = {key: curve_stats(group, metric) for key, group in groups.items()}
+    tasks = sorted({task for task, _ in groups})
+    names = sorted({name for _, name in groups})
+    colours = {name: f"C{i % 10}" for i, name in enumerate(names)}
+
+    cols = min(len(tasks), 3)
+    rows = math.ceil(len(tasks) / cols)
+    # No pyplot: a bare Figure leaves matplotlib's global backend and figure list alone.
+    fig = Figure(figsize=(5.6 * cols, 3.9 * rows), dpi=110, layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax, task in zip(axes, tasks, strict=False):
+        for (group_task, name), curve in stats.items():
+            if group_task != task:
+                continue
+            colour = colours[name]
+            label = f"{name} ({_seeds(curve.n_seeds)})"
+            marker = "o" if curve.steps.size == 1 else None  # a lone evaluation must show
+            ax.plot(curve.steps, curve.mean, color=colour, lw=1.8, marker=marker, label=label)
+            if curve.n_seeds > 1 and curve.steps.size == 1:  # a band of one point is invisible
+                err = np.array([curve.mean - curve.low, curve.high - curve.mean])  # [2, 1]
+                ax.errorbar(curve.steps, curve.mean, yerr=err, fmt="none", ecolor=colour, capsize=4)
+            elif curve.n_seeds > 1:
+                ax.fill_between(curve.steps, curve.low, curve.high, color=colour, alpha=0.2, lw=0)
+        ax.set_title(task)
+        ax.set_xlabel("environment steps")
+        ax.set_ylabel(metric_label(metric))
+        ax.xaxis.set_major_formatter(EngFormatter(sep=""))  # 500k, 1M
+        ax.grid(alpha=0.3)
+        ax.legend(loc="best", fontsize=8)
+    for ax in axes[len(tasks) :]:
+        ax.set_visible(False)
+    if any(curve.n_seeds > 1 for curve in stats.values()):
+        fig.suptitle("mean over seeds; band: 95% bootstrap CI of the mean", fontsize=9)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    return path
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.3f}"
+
+
+def _fmt_steps(x: float) -> str:
+    if x >= 1e6:
+        return f"{x / 1e6:.3g}M"
+    if x >= 1e3:
+        return f"{x / 1e3:.3g}k"
+    return f"{x:.0f}"
+
+
+def summary_rows(runs: Sequence[RunRecord], metric: str = "test_return") -> list[dict[str, Any]]:
+    """The numbers behind :func:`summary_table`, one dict per (task, algorithm).
+
+    Keys: ``task``, ``algo`` (the group name), ``seeds``, ``final`` (mean over seeds of each
+    seed's last evaluation), ``final_se`` (its standard error, ``std(ddof=1) / sqrt(K)``; 0 for
+    one seed), ``max`` (mean over seeds of each seed's best evaluation), ``iqm`` (see
+    :func:`summary_table`), ``first_step`` / ``last_step`` (range of the seeds' last evaluation
+    steps).
+
+    Raises:
+        ValueError: no runs, or a run without ``metric``.
+    """
+    if not runs:
+        raise ValueError("no runs to summarise")
+    out: list[dict[str, Any]] = []
+    for (task, name), group in group_runs(runs).items():
+        curves = [metric_curve(run, metric) for run in group]
+        finals = np.array([values[-1] for _, values in curves])  # [K]
+        bests = np.array([values.max() for _, values in curves])  # [K]
+        pooled = np.concatenate([final_window(s, v, IQM_FINAL_FRACTION) for s, v in curves])
+        k = len(group)
+        last_steps = [float(steps[-1]) for steps, _ in curves]
+        out.append(
+            {
+                "task": task,
+                "algo": name,
+                "seeds": k,
+                "final": float(finals.mean()),
+                "final_se": float(finals.std(ddof=1) / math.sqrt(k)) if k > 1 else 0.0,
+                "max": float(bests.mean()),
+                "iqm": iqm(pooled),
+                "first_step": min(last_steps),
+                "last_step": max(last_steps),
+            }
+        )
+    return out
+
+
+def summary_table(runs: Sequence[RunRecord], metric: str = "test_return") -> str:
+    """A Markdown table with one row per (task, algorithm), sorted by task then algorithm.
+
+    Columns (K = number of seeds of the group; every number to 3 decimals):
+
+    - ``seeds``: K.
+    - ``final``: mean over seeds of each seed's last evaluation of ``metric``, ``± standard
+      error`` (sample std with ddof=1 over sqrt K; omitted for one seed).
+    - ``max``: mean over seeds of each seed's best evaluation (optimistic: a maximum of noisy
+      evaluations is biased upwards).
+    - ``IQM (last 10%)``: interquartile mean (:func:`iqm`) of one pool: every seed's evaluations
+      at env steps >= 0.9 x that seed's last evaluation step (each evaluation is itself a mean
+      over that test's episodes). Seeds with more evaluations in that window weigh more.
+    - ``at env steps``: env steps of the last evaluation (a range when the seeds differ).
+
+    Args:
+        runs: the runs (e.g. from :func:`load_runs`).
+        metric: metrics.jsonl key, e.g. ``"test_return"`` or ``"test_win_rate"``.
+
+    Returns:
+        The table, ending with a newline.
+
+    Raises:
+        ValueError: no runs, or a run without ``metric``.
+    """
+    header = (
+        f"| task | algorithm | seeds | final {metric} (± s.e.) | max {metric} "
+        f"| IQM {metric} (last 10%) | at env steps |"
+    )
+    lines = [header, "|---|---|---:|---:|---:|---:|---:|"]
+    for row in summary_rows(runs, metric):
+        final = _fmt(row["final"])
+        if row["seeds"] > 1:
+            final += f" ± {_fmt(row['final_se'])}"
+        first, last = _fmt_steps(row["first_step"]), _fmt_steps(row["last_step"])
+        steps = first if first == last else f"{first}–{last}"
+        cells = [row["task"], row["algo"], str(row["seeds"]), final]
+        cells += [_fmt(row["max"]), _fmt(row["iqm"]), steps]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

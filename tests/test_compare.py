@@ -1,0 +1,330 @@
+"""Multi-run comparison: statistics, grid alignment, run discovery, summary table, plot."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from qmix.compare import (
+    RunRecord,
+    align_curves,
+    bootstrap_mean_ci,
+    curve_stats,
+    find_run_dirs,
+    iqm,
+    load_runs,
+    metric_curve,
+    plot_comparison,
+    summary_rows,
+    summary_table,
+)
+
+
+def write_run(
+    root: Path,
+    algo: str,
+    task: str,
+    seed: int,
+    evals: Sequence[tuple[int, float]],
+    metric: str = "test_return",
+    name: str | None = None,
+    **config: object,
+) -> Path:
+    """A fake run directory: config.yaml plus train and test rows like the trainer writes."""
+    run_dir = root / (name or f"{algo}_{task}_seed{seed}")
+    run_dir.mkdir(parents=True)
+    cfg = {"algo": algo, "task": task, "env": task, "seed": seed, **config}
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    rows: list[dict[str, object]] = []
+    for step, value in evals:
+        rows.append({"env_steps": step - 1, "episodes": step // 10, "train_return": -99.0})
+        rows.append({"env_steps": step, "episodes": step // 10, metric: value, "test_length": 5})
+    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return run_dir
+
+
+def record(steps: Sequence[float], values: Sequence[float], seed: int = 0) -> RunRecord:
+    rows = tuple({"env_steps": s, "test_return": v} for s, v in zip(steps, values, strict=True))
+    return RunRecord(Path(f"run{seed}"), "qmix", "toy", seed, rows)
+
+
+# ---- bootstrap --------------------------------------------------------------------------------
+
+
+def test_bootstrap_ci_contains_the_mean_and_is_reproducible() -> None:
+    samples = np.random.default_rng(1).normal(size=(5, 40))  # [K, G]
+    mean, low, high = bootstrap_mean_ci(samples)
+    assert mean.shape == low.shape == high.shape == (40,)
+    np.testing.assert_allclose(mean, samples.mean(axis=0))
+    assert np.all(low <= mean) and np.all(mean <= high) and np.all(low < high)
+    again = bootstrap_mean_ci(samples)
+    np.testing.assert_array_equal(low, again[1])
+    np.testing.assert_array_equal(high, again[2])
+    # A wider confidence level gives a band at least as wide.
+    _, low99, high99 = bootstrap_mean_ci(samples, confidence=0.99)
+    assert np.all(high99 - low99 >= high - low - 1e-12)
+
+
+def test_bootstrap_ci_narrows_with_more_seeds_of_the_same_spread() -> None:
+    few = np.array([-1.0, 1.0])  # 2 seeds, std 1
+    many = np.array([-1.0, 1.0] * 10)  # 20 seeds, same std
+    widths = []
+    for samples in (few, many):
+        mean, low, high = bootstrap_mean_ci(samples)
+        assert mean.shape == ()
+        assert low <= mean <= high
+        widths.append(float(high - low))
+    assert widths[1] < 0.5 * widths[0]
+
+
+def test_bootstrap_ci_of_identical_seeds_or_one_seed_has_zero_width() -> None:
+    same = np.tile(np.linspace(0.0, 3.0, 7), (4, 1))  # 4 identical seeds
+    mean, low, high = bootstrap_mean_ci(same)
+    np.testing.assert_array_equal(low, mean)
+    np.testing.assert_array_equal(high, mean)
+    one = np.array([[0.5, 2.0]])
+    mean, low, high = bootstrap_mean_ci(one)
+    np.testing.assert_array_equal(mean, [0.5, 2.0])
+    np.testing.assert_array_equal(low, mean)
+    np.testing.assert_array_equal(high, mean)
+
+
+@pytest.mark.parametrize(
+    ("samples", "kwargs"),
+    [
+        (np.zeros((0, 3)), {}),
+        (np.zeros((2, 2, 2)), {}),
+        (np.array([1.0, np.nan]), {}),
+        (np.ones(3), {"confidence": 1.0}),
+        (np.ones(3), {"resamples": 0}),
+    ],
+)
+def test_bootstrap_rejects_bad_input(samples: np.ndarray, kwargs: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        bootstrap_mean_ci(samples, **kwargs)  # type: ignore[arg-type]
+
+
+# ---- IQM ----------------------------------------------------------------------------------------
+
+
+def test_iqm_is_the_mean_of_the_middle_half() -> None:
+    assert iqm(np.arange(1.0, 9.0)) == pytest.approx(4.5)  # mean of 3, 4, 5, 6
+    assert iqm(np.array([8.0, 1.0, 5.0, 3.0, 7.0, 2.0, 6.0, 4.0])) == pytest.approx(4.5)
+    assert iqm(np.arange(12.0).reshape(3, 4)) == pytest.approx(5.5)  # flattened, drops 3 + 3
+    assert iqm(np.array([2.0, 4.0])) == pytest.approx(3.0)  # too few to trim: plain mean
+
+
+def test_iqm_is_robust_to_one_outlier() -> None:
+    values = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 1000.0])
+    assert iqm(values) == pytest.approx(4.5)
+    assert values.mean() > 100
+
+
+def test_iqm_rejects_empty_and_nan() -> None:
+    with pytest.raises(ValueError):
+        iqm(np.array([]))
+    with pytest.raises(ValueError):
+        iqm(np.array([1.0, np.nan, 2.0, 3.0]))
+
+
+# ---- curves and grid --------------------------------------------------------------------------
+
+
+def test_align_curves_interpolates_onto_the_common_range() -> None:
+    a = (np.array([0.0, 10.0, 20.0, 30.0]), np.array([0.0, 1.0, 2.0, 3.0]))
+    b = (np.array([5.0, 15.0, 25.0, 35.0]), np.array([0.0, 10.0, 20.0, 30.0]))
+    grid, values = align_curves([a, b])
+    # Union of evaluation steps inside [max first, min last] = [5, 30].
+    np.testing.assert_array_equal(grid, [5.0, 10.0, 15.0, 20.0, 25.0, 30.0])
+    np.testing.assert_allclose(values[0], [0.5, 1.0, 1.5, 2.0, 2.5, 3.0])
+    np.testing.assert_allclose(values[1], [0.0, 5.0, 10.0, 15.0, 20.0, 25.0])
+    # Identical steps: values pass through unchanged.
+    grid, values = align_curves([a, a])
+    np.testing.assert_array_equal(grid, a[0])
+    np.testing.assert_array_equal(values, [a[1], a[1]])
+
+
+def test_align_curves_rejects_disjoint_seeds() -> None:
+    early = (np.array([0.0, 10.0]), np.array([0.0, 1.0]))
+    late = (np.array([20.0, 30.0]), np.array([0.0, 1.0]))
+    with pytest.raises(ValueError, match="share no range"):
+        align_curves([early, late])
+
+
+def test_metric_curve_sorts_skips_train_rows_and_keeps_the_last_duplicate() -> None:
+    rows = (
+        {"env_steps": 20, "test_return": 2.0},
+        {"env_steps": 15, "train_return": 9.0},
+        {"env_steps": 10, "test_return": 1.0},
+        {"env_steps": 20, "test_return": 3.0},  # resumed run rewrote step 20
+        {"env_steps": 30, "test_return": None},
+    )
+    run = RunRecord(Path("r"), "qmix", "toy", 0, rows)
+    steps, values = metric_curve(run, "test_return")
+    np.testing.assert_array_equal(steps, [10.0, 20.0])
+    np.testing.assert_array_equal(values, [1.0, 3.0])
+    with pytest.raises(ValueError, match="test_win_rate"):
+        metric_curve(run, "test_win_rate")
+
+
+def test_curve_stats_single_seed_has_no_band_and_several_seeds_do() -> None:
+    one = curve_stats([record([0, 10, 20], [0.0, 1.0, 2.0])])
+    assert one.n_seeds == 1
+    np.testing.assert_array_equal(one.low, one.mean)
+    np.testing.assert_array_equal(one.high, one.mean)
+    three = curve_stats([record([0, 10, 20], [0.0, 1.0 + k, 2.0 - k], seed=k) for k in range(3)])
+    assert three.n_seeds == 3
+    np.testing.assert_allclose(three.mean, [0.0, 2.0, 1.0])
+    assert np.all(three.low <= three.mean) and np.all(three.mean <= three.high)
+    assert three.high[1] > three.low[1]
+
+
+# ---- finding and loading runs -----------------------------------------------------------------
+
+
+def test_find_run_dirs_expands_parents_one_level(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    a = write_run(runs, "qmix", "toy", 0, [(10, 1.0)])
+    b = write_run(runs, "vdn", "toy", 0, [(10, 1.0)])
+    (runs / "notes").mkdir()  # not a run: skipped inside a parent
+    deep = write_run(runs / "benchmarks", "iql", "toy", 0, [(10, 1.0)])
+    assert find_run_dirs([runs]) == [a, b]  # two levels down is not searched
+    assert find_run_dirs([deep, runs, a]) == [deep, a, b]  # order kept, duplicates dropped
+
+
+def test_find_run_dirs_rejects_non_run_dirs(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ValueError, match="not a run directory"):
+        find_run_dirs([empty])
+    with pytest.raises(ValueError, match="not a directory"):
+        find_run_dirs([tmp_path / "missing"])
+    with pytest.raises(ValueError, match="no run directories"):
+        find_run_dirs([])
+    half = tmp_path / "half"
+    half.mkdir()
+    (half / "config.yaml").write_text("algo: qmix\n")  # no metrics.jsonl
+    with pytest.raises(ValueError, match="not a run directory"):
+        load_runs([half])
+
+
+def test_load_runs_reads_config_and_rows(tmp_path: Path) -> None:
+    run_dir = write_run(tmp_path, "qmix", "toy", 3, [(10, 0.5), (20, 0.75)], mixer_input="obs")
+    with (run_dir / "metrics.jsonl").open("a") as handle:
+        handle.write('{"env_steps": 30, "test_ret')  # live run, line half written
+    (run,) = load_runs([run_dir])
+    assert (run.algo, run.task, run.seed, run.name) == ("qmix", "toy", 3, "qmix")
+    assert len(run.rows) == 4
+    (split,) = load_runs([run_dir], split_by=["mixer_input"])
+    assert split.name == "qmix [mixer_input=obs]"
+    with pytest.raises(ValueError, match="no_such_key"):
+        load_runs([run_dir], split_by=["no_such_key"])
+
+
+def test_load_runs_rejects_the_same_seed_twice(tmp_path: Path) -> None:
+    write_run(tmp_path, "qmix", "toy", 0, [(10, 1.0)], name="first")
+    write_run(tmp_path, "qmix", "toy", 0, [(10, 1.0)], name="second")
+    with pytest.raises(ValueError, match="pass only one"):
+        load_runs([tmp_path])
+
+
+# ---- summary ----------------------------------------------------------------------------------
+
+
+def test_summary_has_one_row_per_task_and_algorithm_with_correct_numbers(
+    tmp_path: Path,
+) -> None:
+    steps = list(range(10, 101, 10))  # 10 evaluations, 10..100 steps
+    # qmix on "alpha": seed k scores step/100 + k; best is the last evaluation.
+    for k in range(3):
+        write_run(tmp_path, "qmix", "alpha", k, [(s + k, s / 100 + k) for s in steps])
+    write_run(tmp_path, "vdn", "alpha", 0, [(s, 5.0 if s == 50 else 1.0) for s in steps])
+    write_run(tmp_path, "qmix", "beta", 0, [(10, 0.0), (20, 2.0)])
+    runs = load_runs([tmp_path])
+    rows = {(r["task"], r["algo"]): r for r in summary_rows(runs)}
+    assert set(rows) == {("alpha", "qmix"), ("alpha", "vdn"), ("beta", "qmix")}
+
+    qmix = rows[("alpha", "qmix")]
+    finals = np.array([1.0, 2.0, 3.0])
+    assert qmix["seeds"] == 3
+    assert qmix["final"] == pytest.approx(2.0)
+    assert qmix["final_se"] == pytest.approx(finals.std(ddof=1) / np.sqrt(3))
+    assert qmix["max"] == pytest.approx(2.0)
+    # Final 10%: steps >= 0.9 * last step (100 + k), i.e. each seed's last two evaluations:
+    # pool = [0.9, 1.0, 1.9, 2.0, 2.9, 3.0]; IQM drops one at each end -> mean of the middle 4.
+    assert qmix["iqm"] == pytest.approx(1.95)
+    assert (qmix["first_step"], qmix["last_step"]) == (100, 102)
+
+    vdn = rows[("alpha", "vdn")]
+    assert (vdn["seeds"], vdn["final"], vdn["final_se"], vdn["max"]) == (1, 1.0, 0.0, 5.0)
+    assert rows[("beta", "qmix")]["final"] == pytest.approx(2.0)
+
+    table = summary_table(runs)
+    lines = table.strip().splitlines()
+    assert len(lines) == 2 + 3  # header, separator, one row per (task, algorithm)
+    assert lines[2].split("|")[1:5] == [" alpha ", " qmix ", " 3 ", " 2.000 ± 0.577 "]
+    assert "| alpha | vdn | 1 | 1.000 | 5.000 | 1.000 | 100 |" in lines
+    assert lines[-1].startswith("| beta | qmix |")
+    assert "| 100–102 |" in lines[2]
+
+
+def test_summary_and_plot_reject_a_metric_no_run_has(tmp_path: Path) -> None:
+    write_run(tmp_path, "qmix", "toy", 0, [(10, 1.0)])
+    runs = load_runs([tmp_path])
+    with pytest.raises(ValueError, match="test_win_rate"):
+        summary_table(runs, metric="test_win_rate")
+    with pytest.raises(ValueError, match="test_win_rate"):
+        plot_comparison(runs, tmp_path / "x.png", metric="test_win_rate")
+    with pytest.raises(ValueError, match="no runs"):
+        summary_table([])
+
+
+# ---- plot -------------------------------------------------------------------------------------
+
+
+def _fake_benchmark(root: Path, tasks: Sequence[str], seeds: int) -> list[RunRecord]:
+    rng = np.random.default_rng(0)
+    for task in tasks:
+        for algo, rate in (("qmix", 3.0), ("vdn", 1.5)):
+            for seed in range(seeds):
+                # Episode-based collection: each seed evaluates at slightly different steps.
+                steps = np.arange(1, 41) * 2500 + rng.integers(0, 200, size=40)
+                values = 1 - np.exp(-rate * steps / 1e5) + rng.normal(0, 0.05, size=40)
+                evals = [(int(s), float(v)) for s, v in zip(steps, values, strict=True)]
+                write_run(root, algo, task, seed, evals)
+    return load_runs([root])
+
+
+def test_plot_writes_a_png_for_two_algorithms_three_seeds(tmp_path: Path) -> None:
+    from PIL import Image
+
+    runs = _fake_benchmark(tmp_path / "runs", ["lbf_8x8", "rware_tiny"], seeds=3)
+    out = plot_comparison(runs, tmp_path / "plots" / "curves.png")
+    with Image.open(out) as image:
+        image.verify()
+    with Image.open(out) as image:
+        assert image.format == "PNG"
+        width, height = image.size
+    assert 800 <= width <= 2500 and 300 <= height <= 1200 and width > height
+
+
+def test_plot_writes_a_png_for_a_single_seed(tmp_path: Path) -> None:
+    from PIL import Image
+
+    write_run(tmp_path, "qmix", "toy", 0, [(100, 0.0), (200, 0.5), (300, 1.0)])
+    out = plot_comparison(load_runs([tmp_path]), tmp_path / "one.png")
+    with Image.open(out) as image:
+        assert image.format == "PNG"
+        assert image.size[0] >= 400 and image.size[1] >= 300
+
+
+def test_importing_compare_does_not_import_matplotlib() -> None:
+    code = "import sys, qmix.compare; assert 'matplotlib' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

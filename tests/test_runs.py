@@ -1,0 +1,191 @@
+"""Runs users can trust: exact resume after SIGKILL, safe checkpoints, metadata, TensorBoard,
+loading and evaluation, several seeds."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+import qmix
+from qmix.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from qmix.trainer import train
+
+ROOT = Path(__file__).resolve().parents[1]
+# two-step game: 2-step episodes, so a few thousand steps hold many checkpoints and updates
+SMALL = ["total_env_steps=6000", "checkpoint_interval_env_steps=500", "test_interval_env_steps=500"]
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    return subprocess.run(
+        [sys.executable, "-m", "qmix", *args], cwd=cwd, env=env, capture_output=True, text=True
+    )
+
+
+def _rows(run_dir: Path) -> list[dict[str, Any]]:
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    rows = [json.loads(line) for line in lines if line.strip()]
+    for row in rows:
+        row.pop("wall_seconds", None)  # the only figure that depends on the clock
+    return rows
+
+
+def _networks(run_dir: Path) -> dict[str, dict[str, torch.Tensor]]:
+    return load_checkpoint(run_dir / "checkpoint.pt")["learner"]["networks"]
+
+
+def test_sigkilled_run_resumes_to_the_same_metrics_and_weights(tmp_path: Path) -> None:
+    reference = tmp_path / "reference"
+    cfg = qmix.make_config("qmix", "two_step", SMALL)
+    train(cfg, run_dir=reference, progress=False)
+
+    killed = tmp_path / "killed"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    command = [sys.executable, "-m", "qmix", "train", "qmix", "two_step", *SMALL]
+    proc = subprocess.Popen(
+        [*command, "--run-dir", str(killed), "--quiet"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    checkpoint = killed / "checkpoint.pt"
+    deadline = time.monotonic() + 120
+    while not checkpoint.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    time.sleep(0.3)  # let it run on past the first checkpoint
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    stopped_at = load_checkpoint(checkpoint)["loop"]["env_steps"]
+    assert 0 < stopped_at < 6000
+
+    resumed = _cli("train", "--resume", str(killed), "--quiet", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert _rows(killed) == _rows(reference)
+    ours, theirs = _networks(killed), _networks(reference)
+    for name, state in theirs.items():
+        for key, tensor in state.items():
+            assert torch.equal(ours[name][key], tensor), f"{name}.{key} differs"
+    meta = json.loads((killed / "metadata.json").read_text())
+    assert meta["resumed"][0]["from_env_steps"] == stopped_at
+
+
+def test_run_directory_holds_metadata_and_readable_tensorboard_events(tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = train(qmix.make_config("qmix", "two_step", SMALL), run_dir=tmp_path, progress=False)
+    meta = json.loads((tmp_path / "metadata.json").read_text())
+    assert meta["seed"] == 0
+    assert meta["versions"]["qmix"] == qmix.__version__
+    assert meta["versions"]["torch"] == torch.__version__
+    assert "git" in meta
+    events = EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+    tests = [row for row in run.metrics if "test_return" in row]
+    scalars = events.Scalars("test/test_return")
+    assert [e.step for e in scalars] == [row["env_steps"] for row in tests]
+    assert [e.value for e in scalars] == pytest.approx([row["test_return"] for row in tests])
+    assert "train/loss" in events.Tags()["scalars"]
+
+
+def test_corrupted_checkpoint_is_a_clear_error_and_is_not_overwritten(tmp_path: Path) -> None:
+    train(qmix.make_config("qmix", "two_step", SMALL), run_dir=tmp_path, progress=False)
+    checkpoint = tmp_path / "checkpoint.pt"
+    data = checkpoint.read_bytes()
+    checkpoint.write_bytes(data[: len(data) // 2])  # truncated, as by a full disk
+    metrics_before = (tmp_path / "metrics.jsonl").read_bytes()
+    out = _cli("train", "--resume", str(tmp_path), "total_env_steps=8000", cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1 and "corrupted or truncated" in out.stderr
+    assert checkpoint.read_bytes() == data[: len(data) // 2]
+    assert (tmp_path / "metrics.jsonl").read_bytes() == metrics_before
+
+
+class _Payload:
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (print, ("this must never run",))
+
+
+def test_loading_never_unpickles_objects(tmp_path: Path) -> None:
+    path = tmp_path / "evil.pt"
+    torch.save({"format": 1, "x": _Payload()}, path)
+    with pytest.raises(CheckpointError, match="corrupted or truncated"):
+        load_checkpoint(path)
+
+
+def test_a_failed_write_keeps_the_last_good_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint(path, {"step": 1})
+
+    def crash(obj: object, handle: Any) -> None:
+        handle.write(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(OSError):
+        save_checkpoint(path, {"step": 2})
+    monkeypatch.undo()
+    assert load_checkpoint(path)["step"] == 1
+    assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
+
+
+def test_resume_rejects_overrides_other_than_the_budget(tmp_path: Path) -> None:
+    train(qmix.make_config("qmix", "two_step", SMALL), run_dir=tmp_path, progress=False)
+    out = _cli("train", "--resume", str(tmp_path), "lr=0.1", cwd=tmp_path)
+    assert out.returncode == 2 and "total_env_steps" in out.stderr
+
+
+def test_resume_extends_the_budget(tmp_path: Path) -> None:
+    train(qmix.make_config("qmix", "two_step", SMALL), run_dir=tmp_path, progress=False)
+    run = qmix.resume(tmp_path, progress=False, total_env_steps=7000)
+    assert run.metrics[-1]["env_steps"] >= 7000
+    assert sum("test_return" in row for row in run.metrics) > 12  # earlier rows kept
+
+
+def test_load_and_evaluate(tmp_path: Path) -> None:
+    cfg = qmix.make_config("qmix", "two_step", ["total_env_steps=10000"])
+    trained = train(cfg, run_dir=tmp_path, progress=False)
+    run = qmix.load(tmp_path)
+    result = run.evaluate(episodes=4)
+    assert result.returns == [8.0] * 4 == trained.evaluate(episodes=4).returns
+    assert result.win_rate is None
+    out = _cli("eval", str(tmp_path), "--episodes", "2", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "2 greedy episodes: return 8.000" in out.stdout
+    assert (tmp_path / "q_tables.png").stat().st_size > 10_000
+
+
+def test_load_of_a_non_run_directory_is_a_clear_error(tmp_path: Path) -> None:
+    out = _cli("eval", str(tmp_path), cwd=tmp_path)
+    assert out.returncode == 2 and "not a run directory" in out.stderr
+
+
+def test_seeds_run_in_parallel_processes(tmp_path: Path) -> None:
+    out = _cli(
+        "train",
+        "vdn",
+        "climbing",
+        "total_env_steps=300",
+        "--seeds",
+        "0-1",
+        "--run-dir",
+        str(tmp_path / "runs"),
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    for seed in (0, 1):
+        run_dir = tmp_path / "runs" / f"vdn_climbing_seed{seed}"
+        assert qmix.load(run_dir).config.seed == seed
+    bad = _cli("train", "vdn", "climbing", "--seeds", "3-1", cwd=tmp_path)
+    assert bad.returncode == 2 and "--seeds" in bad.stderr
