@@ -189,3 +189,11 @@ def test_seeds_run_in_parallel_processes(tmp_path: Path) -> None:
         assert qmix.load(run_dir).config.seed == seed
     bad = _cli("train", "vdn", "climbing", "--seeds", "3-1", cwd=tmp_path)
     assert bad.returncode == 2 and "--seeds" in bad.stderr
+
+
+def test_a_new_run_never_writes_into_an_existing_run(tmp_path: Path) -> None:
+    train(qmix.make_config("vdn", "climbing", ["total_env_steps=200"]), tmp_path, progress=False)
+    before = (tmp_path / "metrics.jsonl").read_bytes()
+    out = _cli("train", "vdn", "climbing", "--run-dir", str(tmp_path), cwd=tmp_path)
+    assert out.returncode == 2 and "--resume" in out.stderr
+    assert (tmp_path / "metrics.jsonl").read_bytes() == before

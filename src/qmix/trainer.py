@@ -158,6 +158,10 @@ def train(
     torch.manual_seed(cfg.seed)
     rng = torch.Generator().manual_seed(cfg.seed)  # exploration draws and replay sampling
     checkpoint = None
+    if not resume and run_dir is not None and (run_dir / "config.yaml").exists():
+        raise ConfigError(
+            f"{run_dir} already holds a run: continue it with --resume, or choose another run dir"
+        )
     if resume:
         if run_dir is None:
             raise ValueError("resume needs the run directory")
