@@ -128,8 +128,8 @@ def test_a_failed_write_keeps_the_last_good_checkpoint(
     path = tmp_path / "checkpoint.pt"
     save_checkpoint(path, {"step": 1})
 
-    def crash(obj: object, handle: Any) -> None:
-        handle.write(b"half a checkpoint")
+    def crash(obj: object, file: Path) -> None:
+        Path(file).write_bytes(b"half a checkpoint")
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", crash)

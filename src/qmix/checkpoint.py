@@ -11,13 +11,14 @@ leaves either the previous checkpoint or the new one, never a half-written file.
 
 from __future__ import annotations
 
-import os
 import pickle
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from qmix.files import atomic_write
 
 CHECKPOINT_NAME = "checkpoint.pt"  # the full training state, for resuming
 MODEL_NAME = "model.pt"  # the final networks only, for evaluation
@@ -29,37 +30,18 @@ class CheckpointError(Exception):
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> Path:
-    """Write ``state`` to ``path`` atomically (temporary file, fsync, rename).
+    """Write ``state`` to ``path`` atomically and durably (temporary file, fsync, rename).
 
     Args:
-        path: the checkpoint file; its directory must exist.
+        path: the checkpoint file.
         state: tensors, numbers, strings, ``None`` and lists / dicts of them.
 
     Returns:
         ``path``.
     """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with tmp.open("wb") as handle:
-            torch.save({"format": FORMAT_VERSION, **state}, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    # make the rename itself durable (a no-op where directories cannot be opened)
-    try:
-        fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return path
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-    return path
+    return atomic_write(
+        path, lambda tmp: torch.save({"format": FORMAT_VERSION, **state}, tmp), durable=True
+    )
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

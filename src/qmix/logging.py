@@ -9,7 +9,6 @@ episode. TensorBoard tags are ``train/<name>`` and ``test/<name>``, against env 
 from __future__ import annotations
 
 import json
-import os
 import platform
 import subprocess
 import sys
@@ -18,6 +17,8 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any, TextIO
+
+from qmix.files import atomic_write_text
 
 # Not logged as scalars: the x axis and counters that are only bookkeeping.
 _NOT_SCALARS = ("env_steps",)
@@ -45,7 +46,7 @@ class MetricsWriter:
             self.rows = [json.loads(line) for line in lines[:keep_rows]]
             if len(lines) > keep_rows:
                 purge_step = int(json.loads(lines[keep_rows])["env_steps"])
-            _atomic_write(path, "".join(json.dumps(row) + "\n" for row in self.rows))
+            atomic_write_text(path, "".join(json.dumps(row) + "\n" for row in self.rows))
         self._tb: Any = None
         if tensorboard_dir is not None:
             from torch.utils.tensorboard import SummaryWriter
@@ -72,12 +73,6 @@ class MetricsWriter:
         if self._tb is not None:
             self._tb.close()
             self._tb = None
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 # Packages whose versions make a result reproducible (recorded when installed).
@@ -140,7 +135,7 @@ def _git_revision() -> dict[str, Any] | None:
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
     """Write ``data`` as indented JSON, atomically."""
-    _atomic_write(path, json.dumps(data, indent=2) + "\n")
+    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
 
 
 def _clock(seconds: float) -> str:

@@ -18,8 +18,6 @@ Pillow and matplotlib are imported inside the functions that need them (the ``pl
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from qmix.envs.base import MultiAgentEnv
+from qmix.files import atomic_write
 from qmix.policy.controller import AgentController
 
 RENDERING_TASKS = "LBF, RWARE and MPE (MPE needs env_args.render_mode=rgb_array)"
@@ -142,26 +141,6 @@ def record_episode(
 
 
 # -- GIF -----------------------------------------------------------------------------------------
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` on a temporary file next to ``path``, then move it into place.
-
-    ``os.replace`` within one directory is atomic, so ``path`` is either the old file or the
-    complete new one, never half written; the temporary file is removed on failure.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
-
-
 def caption_frame(frame: np.ndarray, text: str) -> np.ndarray:
     """``frame [H, W, 3]`` uint8 with a white strip below it holding ``text``.
 
@@ -236,7 +215,7 @@ def save_gif(
             loop=0,  # 0 = loop forever
         )
 
-    return _atomic_write(path, write)
+    return atomic_write(path, write)
 
 
 # -- matrix-game Q tables ------------------------------------------------------------------------
@@ -352,6 +331,6 @@ def plot_q_tables(tables: Mapping[str, Any], path: Path, title: str = "") -> Pat
     lines.append("red outline: largest value in the table")
     fig.suptitle("\n".join(lines), fontsize=10)
     try:
-        return _atomic_write(Path(path), lambda tmp: fig.savefig(tmp, format="png"))
+        return atomic_write(Path(path), lambda tmp: fig.savefig(tmp, format="png"))
     finally:
         plt.close(fig)
