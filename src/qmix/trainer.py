@@ -217,6 +217,9 @@ def train(
         if progress
         else None
     )
+    if progress:
+        verb = f"resuming from {state.env_steps} env steps in" if checkpoint else "writing to"
+        print(f"{verb} {run_dir} (continue a stopped run: qmix train --resume {run_dir})")
     started = time.perf_counter() - state.wall_seconds
 
     def save() -> None:
@@ -330,6 +333,7 @@ def train(
     if isinstance(game, TabularGame):
         tables = tabular_report(learner, runner, cfg, game)
         (run_dir / "q_tables.json").write_text(json.dumps(tables, indent=2))
+        _try_heatmaps(run_dir, tables, f"{cfg.algo} on {cfg.task}, seed {cfg.seed}")
         if progress:
             print(format_tables(tables["states"], tables["greedy"]))
     envs.close()
@@ -374,12 +378,26 @@ def tabular_report(
     }
 
 
+def _has_matplotlib() -> bool:
+    """Whether the ``plots`` extra is installed (plots are skipped without it)."""
+    import importlib.util
+
+    return importlib.util.find_spec("matplotlib") is not None
+
+
 def _try_plot(run_dir: Path, rows: list[dict[str, Any]], title: str) -> Path | None:
-    """Save ``curve.png`` when matplotlib is installed (the ``plots`` extra)."""
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
+    """Save ``curve.png`` when matplotlib is installed."""
+    if not _has_matplotlib():
         return None
     from qmix.plots import plot_curves
 
     return plot_curves([("test return", rows)], run_dir / "curve.png", title)
+
+
+def _try_heatmaps(run_dir: Path, tables: dict[str, Any], title: str) -> Path | None:
+    """Save ``q_tables.png`` (learned Q_tot next to the true values) when matplotlib is there."""
+    if not _has_matplotlib():
+        return None
+    from qmix.render import plot_q_tables
+
+    return plot_q_tables(tables, run_dir / "q_tables.png", title=title)
