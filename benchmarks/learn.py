@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from qmix.plots import plot_curves, read_metrics
+from qmix.logging import read_metrics
+from qmix.plots import plot_curves
 
 ROOT = Path(__file__).resolve().parents[1]
 

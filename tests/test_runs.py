@@ -148,7 +148,10 @@ def test_resume_rejects_overrides_other_than_the_budget(tmp_path: Path) -> None:
 
 def test_resume_extends_the_budget(tmp_path: Path) -> None:
     train(qmix.make_config("qmix", "two_step", SMALL), run_dir=tmp_path, progress=False)
+    with (tmp_path / "metrics.jsonl").open("a") as handle:
+        handle.write('{"env_steps": 61')  # a row half written when the process was killed
     run = qmix.resume(tmp_path, progress=False, total_env_steps=7000)
+    assert run.metrics == qmix.load(tmp_path).metrics  # the half row is gone
     assert run.metrics[-1]["env_steps"] >= 7000
     assert sum("test_return" in row for row in run.metrics) > 12  # earlier rows kept
 

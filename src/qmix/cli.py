@@ -172,6 +172,8 @@ def _train_seeds(
     import subprocess
     from concurrent.futures import ThreadPoolExecutor
 
+    from qmix.logging import read_metrics
+
     cfgs = [make_config(algo, task, [*overrides, f"seed={seed}"]) for seed in seeds]  # validate
     base = Path(args.run_dir) if args.run_dir else Path(cfgs[0].runs_dir)
     jobs = max(1, min(args.jobs or os.cpu_count() or 1, len(seeds)))
@@ -188,7 +190,8 @@ def _train_seeds(
         log = run_dir.with_name(run_dir.name + ".log")
         with log.open("w") as handle:
             code = subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT).returncode
-        rows = _test_rows(run_dir)
+        done = (run_dir / "metrics.jsonl").exists()
+        rows = [r for r in read_metrics(run_dir) if "test_return" in r] if done else []
         last = f"final test return {rows[-1]['test_return']:.3f}" if rows else "no test rows"
         status = "done" if code == 0 else f"FAILED (exit {code}, see {log})"
         print(f"  seed {seed}: {status}, {last} -> {run_dir}", flush=True)
@@ -199,16 +202,6 @@ def _train_seeds(
         codes = list(pool.map(one, seeds, dirs))
     print(f"compare them: qmix plot {base} -o curves.png; qmix summary {base}")
     return 0 if all(code == 0 for code in codes) else 1
-
-
-def _test_rows(run_dir: Path) -> list[dict[str, float]]:
-    import json
-
-    path = run_dir / "metrics.jsonl"
-    if not path.exists():
-        return []
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [row for row in rows if "test_return" in row]
 
 
 def _eval(args: argparse.Namespace) -> int:

@@ -20,7 +20,6 @@ PyYAML only.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -29,6 +28,8 @@ from typing import Any
 
 import numpy as np
 import yaml
+
+from qmix.logging import read_metrics
 
 #: Percentile-bootstrap resamples used for every band and interval in this module.
 BOOTSTRAP_RESAMPLES = 2000
@@ -141,30 +142,6 @@ def find_run_dirs(paths: Sequence[Path]) -> list[Path]:
     return found
 
 
-def read_rows(path: Path) -> list[dict[str, Any]]:
-    """Rows of a ``metrics.jsonl`` file.
-
-    A truncated last line (a run still writing, or killed mid-write) is ignored; a bad line
-    anywhere else is an error.
-
-    Raises:
-        ValueError: a line other than the last is not a JSON object.
-    """
-    lines = [line for line in Path(path).read_text().splitlines() if line.strip()]
-    rows: list[dict[str, Any]] = []
-    for i, line in enumerate(lines):
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            if i == len(lines) - 1:
-                break  # partially written final row of a live run
-            raise ValueError(f"{path}: line {i + 1} is not valid JSON") from None
-        if not isinstance(row, dict):
-            raise ValueError(f"{path}: line {i + 1} is not a JSON object")
-        rows.append(row)
-    return rows
-
-
 def load_run(run_dir: Path, split_by: Sequence[str] = ()) -> RunRecord:
     """Read one run directory.
 
@@ -192,7 +169,7 @@ def load_run(run_dir: Path, split_by: Sequence[str] = ()) -> RunRecord:
         algo=str(config["algo"]),
         task=str(config["task"]),
         seed=int(config["seed"]),
-        rows=tuple(read_rows(run_dir / _METRICS)),
+        rows=tuple(read_metrics(run_dir)),
         variant=variant,
     )
 

@@ -30,28 +30,31 @@ class MetricsWriter:
     Args:
         path: the ``metrics.jsonl`` file.
         tensorboard_dir: write TensorBoard event files here (``None``: no TensorBoard).
-        keep_rows: on resume, the first ``keep_rows`` rows of an existing file are kept (the
-            rows written after the checkpoint are dropped: the resumed run writes them again)
-            and TensorBoard events from the first dropped row's step on are purged.
+        keep_rows: on resume, the first ``keep_rows`` rows of the existing file are kept; the
+            rows written after the checkpoint are dropped (the resumed run writes them again).
+        resume_step: on resume, the checkpoint's env steps: TensorBoard events after it are
+            purged.
     """
 
     def __init__(
-        self, path: Path, tensorboard_dir: Path | None = None, keep_rows: int | None = None
+        self,
+        path: Path,
+        tensorboard_dir: Path | None = None,
+        keep_rows: int | None = None,
+        resume_step: int | None = None,
     ) -> None:
         self.path = path
         self.rows: list[dict[str, Any]] = []
-        purge_step = None
-        if keep_rows is not None and path.exists():
-            lines = [line for line in path.read_text().splitlines() if line.strip()]
-            self.rows = [json.loads(line) for line in lines[:keep_rows]]
-            if len(lines) > keep_rows:
-                purge_step = int(json.loads(lines[keep_rows])["env_steps"])
+        if keep_rows is not None:
+            self.rows = read_metrics(path.parent)[:keep_rows]
             atomic_write_text(path, "".join(json.dumps(row) + "\n" for row in self.rows))
         self._tb: Any = None
         if tensorboard_dir is not None:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._tb = SummaryWriter(str(tensorboard_dir), purge_step=purge_step)
+            # events after the checkpoint's step are written again: hide the old ones
+            purge = None if resume_step is None else resume_step + 1
+            self._tb = SummaryWriter(str(tensorboard_dir), purge_step=purge)
 
     def write(self, row: dict[str, Any]) -> None:
         """Record one row (flushed at once, so a crash loses nothing written)."""
@@ -136,6 +139,31 @@ def _git_revision() -> dict[str, Any] | None:
 def write_json(path: Path, data: dict[str, Any]) -> None:
     """Write ``data`` as indented JSON, atomically."""
     atomic_write_text(path, json.dumps(data, indent=2) + "\n")
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """Rows of a run directory's ``metrics.jsonl``.
+
+    A truncated last line (a run still writing, or killed mid-write) is ignored; a bad line
+    anywhere else is an error.
+
+    Raises:
+        ValueError: a line other than the last is not a JSON object.
+    """
+    path = Path(run_dir) / "metrics.jsonl"
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    rows: list[dict[str, Any]] = []
+    for i, line in enumerate(lines):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            if i == len(lines) - 1:
+                break  # partially written final row of a live or killed run
+            raise ValueError(f"{path}: line {i + 1} is not valid JSON") from None
+        if not isinstance(row, dict):
+            raise ValueError(f"{path}: line {i + 1} is not a JSON object")
+        rows.append(row)
+    return rows
 
 
 def _clock(seconds: float) -> str:

@@ -136,7 +136,7 @@ def load(path: str | Path) -> Run:
     """
     from qmix.checkpoint import CHECKPOINT_NAME, MODEL_NAME, CheckpointError, load_checkpoint
     from qmix.envs.registry import make_vector_env
-    from qmix.plots import read_metrics
+    from qmix.logging import read_metrics
     from qmix.trainer import build_learner
 
     run_dir = Path(path)

@@ -207,6 +207,7 @@ def train(
         run_dir / "metrics.jsonl",
         run_dir / "tb" if cfg.tensorboard else None,
         keep_rows=state.metric_rows if checkpoint is not None else None,
+        resume_step=state.env_steps if checkpoint is not None else None,
     )
     bar = (
         Progress(
