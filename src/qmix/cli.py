@@ -42,7 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--seeds",
         metavar="SPEC",
-        help="train several seeds in parallel processes, e.g. 0-4 or 0,3,7 (bounded by the cores)",
+        help="train several seeds in parallel processes, e.g. 0-4 or 0,3,7 (bounded by the "
+        "cores); --run-dir is then the folder that holds one run directory per seed",
     )
     train.add_argument("--jobs", type=int, help="parallel processes for --seeds (default: cores)")
     train.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -171,13 +172,18 @@ def _train_seeds(
     """One ``qmix train`` process per seed, at most ``--jobs`` (default: cores) at a time."""
     import subprocess
     from concurrent.futures import ThreadPoolExecutor
+    from datetime import datetime
 
     from qmix.logging import read_metrics
 
     cfgs = [make_config(algo, task, [*overrides, f"seed={seed}"]) for seed in seeds]  # validate
-    base = Path(args.run_dir) if args.run_dir else Path(cfgs[0].runs_dir)
     jobs = max(1, min(args.jobs or os.cpu_count() or 1, len(seeds)))
     safe_task = "".join(c if c.isalnum() or c in "_.-" else "-" for c in task)
+    if args.run_dir:
+        base = Path(args.run_dir)
+    else:  # one new folder per invocation, holding a run directory per seed
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        base = Path(cfgs[0].runs_dir) / f"{algo}_{safe_task}_seeds_{stamp}"
     dirs = [base / f"{algo}_{safe_task}_seed{seed}" for seed in seeds]
     taken = [d for d in dirs if d.exists()]
     if taken:
