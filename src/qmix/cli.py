@@ -63,19 +63,19 @@ def _parser() -> argparse.ArgumentParser:
         description="Mean greedy test metric per algorithm over seeds, with a 95%% bootstrap "
         "confidence band. RUN_DIRS may be run directories or folders holding them.",
     )
-    plot.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     plot.add_argument("-o", "--output", default="curves.png", help="PNG to write")
-    plot.add_argument("--metric", default="test_return", help="test_return or test_win_rate")
-    plot.add_argument("--by", nargs="*", default=[], metavar="KEY", help="split by config keys")
     summary = sub.add_parser(
         "summary",
         help="Markdown table of final, max and IQM test return per algorithm and task",
         description="Print a Markdown table: final, maximum and interquartile mean of the "
         "greedy test metric per (task, algorithm).",
     )
-    summary.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
-    summary.add_argument("--metric", default="test_return", help="test_return or test_win_rate")
-    summary.add_argument("--by", nargs="*", default=[], metavar="KEY", help="split by config keys")
+    for compare in (plot, summary):
+        compare.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+        compare.add_argument("--metric", default="test_return", help="test_return or test_win_rate")
+        compare.add_argument(
+            "--by", nargs="*", default=[], metavar="KEY", help="split by config keys"
+        )
     check = sub.add_parser(
         "check-env",
         help="check that an environment honours the MultiAgentEnv / VectorEnv contract",
