@@ -217,11 +217,13 @@ def _eval(args: argparse.Namespace) -> int:
     result = run.evaluate(episodes=args.episodes)
     print(f"{run.run_dir}: {result.summary()}")
     if args.render:
-        from qmix.envs.registry import make_env
+        from qmix.envs.registry import env_spec, make_env
         from qmix.render import record_episode, save_gif
         from qmix.trainer import EVAL_STREAM, episode_seeds
 
         cfg = run.config
+        if env_spec(cfg.env).vectorised:
+            raise ConfigError(f"--render cannot draw {cfg.env}: it works for LBF, RWARE and MPE")
         env_args = dict(cfg.env_args)
         if cfg.env == "mpe":  # mpe2 draws frames only when built for it
             env_args.setdefault("render_mode", "rgb_array")
