@@ -200,3 +200,21 @@ def test_a_new_run_never_writes_into_an_existing_run(tmp_path: Path) -> None:
     out = _cli("train", "vdn", "climbing", "--run-dir", str(tmp_path), cwd=tmp_path)
     assert out.returncode == 2 and "--resume" in out.stderr
     assert (tmp_path / "metrics.jsonl").read_bytes() == before
+
+
+def test_eval_renders_a_gif_of_an_lbf_run(tmp_path: Path) -> None:
+    pytest.importorskip("lbforaging")
+    pytest.importorskip("PIL")
+    from PIL import Image, ImageSequence
+
+    cfg = qmix.make_config("qmix", "lbf_8x8_2p_2f_coop", ["total_env_steps=400", "n_envs=2"])
+    train(cfg, run_dir=tmp_path / "run", progress=False)
+    gif = tmp_path / "episode.gif"
+    out = _cli("eval", str(tmp_path / "run"), "--episodes", "2", "--render", str(gif), cwd=tmp_path)
+    if "EGL" in out.stderr or "pyglet" in out.stderr:
+        pytest.skip(f"no headless OpenGL here: {out.stderr.strip()}")
+    assert out.returncode == 0, out.stderr
+    steps = int(out.stdout.split("(")[-1].split(" steps")[0])
+    with Image.open(gif) as image:
+        frames = sum(1 for _ in ImageSequence.Iterator(image))
+    assert frames == steps + 1  # the reset frame and one per step
