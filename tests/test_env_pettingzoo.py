@@ -223,9 +223,9 @@ def test_generic_adapter_enforces_episode_limit_and_discrete_actions() -> None:
 
 
 def test_render_rgb_array_headless() -> None:
-    env = make_mpe("simple_spread_v3", render_mode="rgb_array")
+    env = make_mpe("simple_spread_v3")  # renders by default
     env.reset(seed=0)
     frame = env.render()
     assert frame.ndim == 3 and frame.shape[2] == 3 and frame.dtype == np.uint8
     with pytest.raises(ValueError, match="rgb_array"):
-        make_mpe("simple_spread_v3").render()
+        make_mpe("simple_spread_v3", render_mode=None).render()

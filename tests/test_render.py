@@ -143,13 +143,13 @@ def test_rware_frames_are_capped_but_the_episode_is_played_out(
     env.close()
 
 
-def test_mpe_needs_render_mode_rgb_array() -> None:
+def test_mpe_renders_by_default_and_not_with_render_mode_none() -> None:
     pytest.importorskip("mpe2")
-    plain = make_env("mpe", {"scenario": "simple_spread_v3"})
+    plain = make_env("mpe", {"scenario": "simple_spread_v3", "render_mode": None})
     controller = controller_for(plain.env_info(), "mpe_simple_spread")
     with pytest.raises(ValueError, match="render_mode"):
         record_episode(plain, controller, seed=0)
-    env = make_env("mpe", {"scenario": "simple_spread_v3", "render_mode": "rgb_array"})
+    env = make_env("mpe", {"scenario": "simple_spread_v3"})
     frames, _ = record_episode(env, controller, seed=0)
     assert len(frames) == env.env_info().episode_limit + 1  # MPE always runs to max_cycles
     assert {f.shape for f in frames} == {frames[0].shape}

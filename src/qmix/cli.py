@@ -224,10 +224,7 @@ def _eval(args: argparse.Namespace) -> int:
         cfg = run.config
         if env_spec(cfg.env).vectorised:
             raise ConfigError(f"--render cannot draw {cfg.env}: it works for LBF, RWARE and MPE")
-        env_args = dict(cfg.env_args)
-        if cfg.env == "mpe":  # mpe2 draws frames only when built for it
-            env_args.setdefault("render_mode", "rgb_array")
-        env = make_env(cfg.env, env_args)
+        env = make_env(cfg.env, cfg.env_args)
         seed = episode_seeds(cfg.seed, EVAL_STREAM, 0, 1)[0]  # Run.evaluate's first episode
         try:
             frames, ret = record_episode(env, run.learner.controller, seed)

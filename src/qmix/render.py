@@ -8,8 +8,8 @@
 
 Which tasks render: LBF and RWARE (their own pyglet viewers; with no X display the adapter
 switches pyglet to headless EGL rendering, which needs an EGL driver such as Mesa's) and MPE
-(mpe2 draws on an off-screen pygame surface, but only when the env is built with
-``render_mode="rgb_array"``, i.e. ``env_args.render_mode=rgb_array``). Matrix games have no
+(mpe2 draws on an off-screen pygame surface; the adapter builds it with
+``render_mode="rgb_array"`` unless told ``env_args.render_mode=null``). Matrix games have no
 frames: their picture is :func:`plot_q_tables`. Vectorised simulators (SMAX, VMAS) are not
 single ``MultiAgentEnv``\\ s and are not rendered here.
 
@@ -28,7 +28,7 @@ from qmix.envs.base import MultiAgentEnv
 from qmix.files import atomic_write
 from qmix.policy.controller import AgentController
 
-RENDERING_TASKS = "LBF, RWARE and MPE (MPE needs env_args.render_mode=rgb_array)"
+RENDERING_TASKS = "LBF, RWARE and MPE"
 
 
 # -- recording ---------------------------------------------------------------------------------
