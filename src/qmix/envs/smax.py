@@ -187,23 +187,20 @@ class SMAXVectorEnv:
         # PRNGKey takes 32-bit seeds; wrap larger or negative ones instead of overflowing.
         seeds32 = np.array([int(s) % 2**32 for s in seeds], dtype=np.uint32)
         self._carry, packed = self._reset_fn(self._carry, seeds32, mask)
-        obs, state, avail = self._unpack(packed)
+        obs, state, avail = self._unpack(packed, 3)
         self._views = (obs, state, avail)
 
-    def _unpack(self, packed: Any) -> tuple[np.ndarray, ...]:
-        """Split a packed device array into writable numpy arrays: obs, state, avail and, after
-        a step, reward, terminated, truncated, won (bools come back from float32 0/1)."""
+    def _unpack(self, packed: Any, count: int) -> list[np.ndarray]:
+        """Split a packed device array into its first ``count`` arrays, as writable numpy:
+        obs, state, avail (3 after a reset) and reward, terminated, truncated, won (7 after a
+        step); bools come back from float32 0/1."""
         flat = np.array(packed)  # one copy: JAX's own host buffer is read-only
-        out, start = [], 0
-        for shape in self._shapes:
-            size = int(np.prod(shape))
-            if start + size > flat.size:
-                break
-            out.append(flat[start : start + size].reshape(shape))
-            start += size
-        out[2] = out[2] > 0.5  # avail
-        out[4:] = [x > 0.5 for x in out[4:]]  # terminated, truncated, won
-        return tuple(out)
+        shapes = self._shapes[:count]
+        ends = np.cumsum([int(np.prod(shape)) for shape in shapes])
+        parts = zip(np.split(flat, ends[:-1]), shapes, strict=True)
+        out = [part.reshape(shape) for part, shape in parts]
+        bools = (2, 4, 5, 6)  # avail, terminated, truncated, won
+        return [x > 0.5 if i in bools else x for i, x in enumerate(out)]
 
     def observations(self) -> np.ndarray:
         """Per-agent observations, ``[B, N, O]`` float32."""
@@ -236,7 +233,7 @@ class SMAXVectorEnv:
                 f"[{self.num_envs}], got {list(actions.shape)} and {list(active.shape)}"
             )
         self._carry, packed = self._step_fn(self._carry, actions.astype(np.int32), active)
-        obs, state, avail, reward, terminated, truncated, won = self._unpack(packed)
+        obs, state, avail, reward, terminated, truncated, won = self._unpack(packed, 7)
         self._views = (obs, state, avail)
         ended = terminated | truncated
         infos: list[dict[str, Any]] = [
