@@ -10,6 +10,7 @@ import numpy as np
 import yaml
 
 from qmix.config import Config, ConfigError, config_from_dict
+from qmix.types import EnvInfo
 
 if TYPE_CHECKING:
     from qmix.learner import QLearner
@@ -135,7 +136,6 @@ def load(path: str | Path) -> Run:
         CheckpointError: no weights, or the file is damaged.
     """
     from qmix.checkpoint import CHECKPOINT_NAME, MODEL_NAME, CheckpointError, load_checkpoint
-    from qmix.envs.registry import make_vector_env
     from qmix.logging import read_metrics
     from qmix.trainer import build_learner
 
@@ -148,15 +148,10 @@ def load(path: str | Path) -> Run:
         raise CheckpointError(f"{run_dir} has no {MODEL_NAME} or {CHECKPOINT_NAME} to load")
     state = load_checkpoint(weights)
     try:
-        envs = make_vector_env(cfg.env, cfg.env_args, 1, 0)
-    except ValueError as err:
-        raise ConfigError(str(err)) from err
-    info = envs.env_info()
-    envs.close()
-    learner = build_learner(cfg, info)
-    try:
+        # the task's sizes are saved with the weights, so loading builds no environment
+        learner = build_learner(cfg, EnvInfo(**state["env_info"]))
         learner.load_state_dict(state["learner"], weights_only=True)
-    except (KeyError, ValueError) as err:
+    except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"{weights} does not fit the run's config ({err})") from err
     metrics_path = run_dir / "metrics.jsonl"
     metrics = read_metrics(run_dir) if metrics_path.exists() else []

@@ -230,6 +230,7 @@ def train(
         save_checkpoint(
             run_dir / CHECKPOINT_NAME,
             {
+                "env_info": dataclasses.asdict(info),  # task sizes: qmix.load builds no env
                 "loop": dataclasses.asdict(state),
                 "learner": learner.state_dict(),
                 "buffer": buffer.state_dict(),
@@ -327,7 +328,11 @@ def train(
         bar.close()
     metrics.close()
     save_checkpoint(
-        run_dir / MODEL_NAME, {"learner": {"networks": learner.state_dict()["networks"]}}
+        run_dir / MODEL_NAME,
+        {
+            "env_info": dataclasses.asdict(info),
+            "learner": {"networks": learner.state_dict()["networks"]},
+        },
     )
     tables = None
     game = None if env_spec(cfg.env).vectorised else make_env(cfg.env, cfg.env_args)
