@@ -163,10 +163,12 @@ def test_load_and_evaluate(tmp_path: Path) -> None:
     result = run.evaluate(episodes=4)
     assert result.returns == [8.0] * 4 == trained.evaluate(episodes=4).returns
     assert result.win_rate is None
-    out = _cli("eval", str(tmp_path), "--episodes", "2", cwd=tmp_path)
+    assert (tmp_path / "q_tables.png").stat().st_size > 10_000  # drawn by training
+    heatmap = tmp_path / "elsewhere" / "heatmap.png"
+    out = _cli("eval", str(tmp_path), "--episodes", "2", "--heatmap", str(heatmap), cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "2 greedy episodes: return 8.000" in out.stdout
-    assert (tmp_path / "q_tables.png").stat().st_size > 10_000
+    assert heatmap.stat().st_size > 10_000
 
 
 def test_load_of_a_non_run_directory_is_a_clear_error(tmp_path: Path) -> None:

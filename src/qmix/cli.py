@@ -175,16 +175,17 @@ def _train_seeds(
     from datetime import datetime
 
     from qmix.logging import read_metrics
+    from qmix.trainer import run_name
 
     cfgs = [make_config(algo, task, [*overrides, f"seed={seed}"]) for seed in seeds]  # validate
     jobs = max(1, min(args.jobs or os.cpu_count() or 1, len(seeds)))
-    safe_task = "".join(c if c.isalnum() or c in "_.-" else "-" for c in task)
     if args.run_dir:
         base = Path(args.run_dir)
     else:  # one new folder per invocation, holding a run directory per seed
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        base = Path(cfgs[0].runs_dir) / f"{algo}_{safe_task}_seeds_{stamp}"
-    dirs = [base / f"{algo}_{safe_task}_seed{seed}" for seed in seeds]
+        prefix = run_name(cfgs[0]).removesuffix(f"seed{seeds[0]}")  # "<algo>_<task>_"
+        base = Path(cfgs[0].runs_dir) / f"{prefix}seeds{args.seeds}_{stamp}"
+    dirs = [base / run_name(cfg) for cfg in cfgs]
     taken = [d for d in dirs if d.exists()]
     if taken:
         raise ConfigError(f"{taken[0]} already exists: choose another --run-dir or remove it")
@@ -233,17 +234,18 @@ def _eval(args: argparse.Namespace) -> int:
         path = save_gif(frames, Path(args.render))
         print(f"episode with return {ret:.3f} ({len(frames) - 1} steps): {path}")
     tables_path = run.run_dir / "q_tables.json"
-    if tables_path.exists():
+    if args.heatmap:  # training already drew q_tables.png; this draws it where asked
+        if not tables_path.exists():
+            raise ConfigError("--heatmap is for matrix games (runs with q_tables.json)")
         import json
 
         from qmix.render import plot_q_tables
 
-        out = Path(args.heatmap) if args.heatmap else run.run_dir / "q_tables.png"
         title = f"{run.config.algo} on {run.config.task}, seed {run.config.seed}"
-        png = plot_q_tables(json.loads(tables_path.read_text()), out, title=title)
+        png = plot_q_tables(json.loads(tables_path.read_text()), Path(args.heatmap), title=title)
         print(f"learned Q_tot next to the true values: {png}")
-    elif args.heatmap:
-        raise ConfigError("--heatmap is for matrix games (runs with q_tables.json)")
+    elif (run.run_dir / "q_tables.png").exists():
+        print(f"learned Q_tot next to the true values: {run.run_dir / 'q_tables.png'}")
     return 0
 
 

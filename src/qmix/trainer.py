@@ -96,11 +96,16 @@ def build_learner(cfg: Config, info: EnvInfo) -> QLearner:
     )
 
 
+def run_name(cfg: Config) -> str:
+    """``<algo>_<task>_seed<seed>``, with characters unsafe in file names replaced."""
+    task = re.sub(r"[^A-Za-z0-9_.-]+", "-", cfg.task)  # module:factory tasks have a colon
+    return f"{cfg.algo}_{task}_seed{cfg.seed}"
+
+
 def new_run_dir(cfg: Config) -> Path:
     """A fresh, unique run directory under ``cfg.runs_dir``."""
-    task = re.sub(r"[^A-Za-z0-9_.-]+", "-", cfg.task)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = Path(cfg.runs_dir) / f"{cfg.algo}_{task}_seed{cfg.seed}_{stamp}"
+    base = Path(cfg.runs_dir) / f"{run_name(cfg)}_{stamp}"
     path, k = base, 1
     while path.exists():
         path, k = Path(f"{base}-{k}"), k + 1
