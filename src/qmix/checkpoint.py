@@ -65,6 +65,11 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         pickle.UnpicklingError,
         zipfile.BadZipFile,
     ) as err:
+        if "Weights only load failed" in str(err) and "GLOBAL" in str(err):
+            raise CheckpointError(
+                f"{path} holds Python objects, not only tensors and plain data; qmix does not "
+                "unpickle them (they could run code): it was not loaded"
+            ) from err
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(
             f"checkpoint {path} is corrupted or truncated ({reason[:160]}); it was left "
