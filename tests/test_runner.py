@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
+from qmix.envs.base import VectorStep
 from qmix.envs.vector import InProcessVectorEnv
 from qmix.networks.agents import AgentNetwork
 from qmix.policy.controller import AgentController, agent_input_dim
@@ -96,3 +98,48 @@ def test_more_episodes_than_envs_refill_finished_envs() -> None:
         assert torch.equal(alone.actions[0], many.actions[k])
         assert torch.equal(alone.obs[0], many.obs[k])
         assert torch.equal(alone.filled[0], many.filled[k])
+
+
+def test_collect_keeps_unfinished_episodes_running_and_returns_each_once() -> None:
+    """collect stops after ``count`` finished episodes; drain returns the rest. Each episode
+    is the one its seed gives when played alone (greedy), however the calls split it."""
+    seeds = [3, 0, 1, 2, 0, 3, 1, 2, 2, 3]
+    runner = _runner(3)
+    supply = iter(seeds)
+    first, first_stats = runner.collect(2, supply, epsilon=0.0)
+    assert first.batch_size >= 2 and len(first_stats.returns) == first.batch_size
+    assert runner.in_flight > 0  # the longer episodes are still running
+    with pytest.raises(RuntimeError, match="drain"):
+        runner.run([0], epsilon=0.0)
+    second, second_stats = runner.collect(4, supply, epsilon=0.0)
+    rest, rest_stats = runner.drain(epsilon=0.0)
+    assert runner.in_flight == 0
+    empty, empty_stats = runner.drain(epsilon=0.0)
+    assert empty.batch_size == 0 and empty_stats.env_steps == 0
+    # every seed supplied so far was started, finished and returned exactly once
+    batches = [first, second, rest]
+    returned = first_stats.seeds + second_stats.seeds + rest_stats.seeds
+    assert sorted(returned) == sorted(seeds[: len(returned)]) and len(returned) >= 6
+    actions = torch.cat([b.actions for b in batches])
+    obs = torch.cat([b.obs for b in batches])
+    for k, seed in enumerate(returned):
+        alone, _ = _runner(1).run(seeds=[seed], epsilon=0.0)
+        assert torch.equal(alone.actions[0], actions[k])
+        assert torch.equal(alone.obs[0], obs[k])
+
+
+def test_collect_keeps_every_environment_busy() -> None:
+    """A finished environment restarts at once: with B = 2 and an endless supply, every
+    batched step but the last steps two live episodes."""
+    runner = _runner(2, limit=3)
+    calls: list[int] = []
+    step = runner.envs.step
+
+    def counting_step(actions: np.ndarray, active: np.ndarray) -> VectorStep:
+        calls.append(int(active.sum()))
+        return step(actions, active)
+
+    runner.envs.step = counting_step  # type: ignore[method-assign]
+    batch, _ = runner.collect(20, iter(range(100)), epsilon=1.0)
+    assert batch.batch_size >= 20
+    assert all(live == 2 for live in calls)

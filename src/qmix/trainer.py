@@ -7,9 +7,11 @@ explicit arguments.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -44,15 +46,22 @@ from qmix.types import EnvInfo
 TRAIN_STREAM, TEST_STREAM, EVAL_STREAM = 0, 1, 2
 
 
-def episode_seeds(seed: int, stream: int, first: int, count: int) -> list[int]:
-    """Reset seeds for episodes ``first .. first + count - 1`` of a stream (train or test).
+def episode_seed(seed: int, stream: int, index: int) -> int:
+    """Reset seed of episode ``index`` of a stream (train, test or eval).
 
     Derived from counters, not from a running RNG, so a resumed run replays the same seeds.
     """
-    return [
-        int(np.random.SeedSequence([seed, stream, first + i]).generate_state(1)[0])
-        for i in range(count)
-    ]
+    return int(np.random.SeedSequence([seed, stream, index]).generate_state(1)[0])
+
+
+def episode_seeds(seed: int, stream: int, first: int, count: int) -> list[int]:
+    """Reset seeds for episodes ``first .. first + count - 1`` of a stream."""
+    return [episode_seed(seed, stream, first + i) for i in range(count)]
+
+
+def seed_stream(seed: int, stream: int, first: int) -> Iterator[int]:
+    """Reset seeds for episodes ``first, first + 1, ...`` of a stream, without end."""
+    return (episode_seed(seed, stream, i) for i in itertools.count(first))
 
 
 def build_learner(cfg: Config, info: EnvInfo) -> QLearner:
@@ -243,17 +252,26 @@ def train(
             },
         )
 
+    # Checkpoints are taken with no episode in flight, so episodes continue from there.
+    train_seeds = seed_stream(cfg.seed, TRAIN_STREAM, state.episodes)
     while state.env_steps < cfg.total_env_steps:
-        # ---- collect: one episode per environment, epsilon-greedy ------------------------
+        # ---- collect: n_envs finished episodes, epsilon-greedy; the rest keep running ------
         epsilon = schedule.value(state.env_steps)
-        seeds = episode_seeds(cfg.seed, TRAIN_STREAM, state.episodes, cfg.n_envs)
-        batch, stats = runner.run(seeds, epsilon, rng)
-        state.env_steps += stats.env_steps
-        state.episodes += cfg.n_envs
-        state.recent_returns = (state.recent_returns + stats.returns)[-100:]
+        batches = [runner.collect(cfg.n_envs, train_seeds, epsilon, rng)]
+        steps = state.env_steps + batches[0][1].env_steps
+        finished = steps >= cfg.total_env_steps
+        test_due = cfg.test_episodes > 0 and steps - state.last_test >= cfg.test_interval_env_steps
+        interval = cfg.checkpoint_interval_env_steps
+        save_due = interval > 0 and steps - state.last_checkpoint >= interval
+        if finished or test_due or save_due:  # evaluation and checkpoints need idle envs
+            batches.append(runner.drain(epsilon, rng))
 
         # ---- store ---------------------------------------------------------------------
-        buffer.insert(batch)
+        for batch, stats in batches:
+            buffer.insert(batch)
+            state.env_steps += stats.env_steps
+            state.episodes += len(stats.returns)
+            state.recent_returns = (state.recent_returns + stats.returns)[-100:]
 
         # ---- sample and learn ------------------------------------------------------------
         if buffer.can_sample(cfg.batch_size_episodes):
@@ -274,10 +292,7 @@ def train(
             state.last_target_update = state.episodes
 
         # ---- evaluate greedily ------------------------------------------------------------
-        finished = state.env_steps >= cfg.total_env_steps
-        if cfg.test_episodes > 0 and (
-            state.env_steps - state.last_test >= cfg.test_interval_env_steps or finished
-        ):
+        if cfg.test_episodes > 0 and (test_due or finished):
             test = evaluate_greedy(runner, cfg, cfg.test_episodes, state.test_episodes_run)
             state.test_episodes_run += cfg.test_episodes
             state.last_test = state.env_steps
@@ -324,8 +339,7 @@ def train(
                 )
 
         # ---- checkpoint: periodic and final, atomically -----------------------------------
-        interval = cfg.checkpoint_interval_env_steps
-        if finished or (interval > 0 and state.env_steps - state.last_checkpoint >= interval):
+        if finished or save_due:
             save()
 
     # ---- save and report ------------------------------------------------------------------
