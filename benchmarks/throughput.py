@@ -5,7 +5,8 @@ Run: ``.venv/bin/python benchmarks/throughput.py [--tasks lbf_8x8_2p_2f_coop sma
 environments ``B`` it prints:
 
 - raw: random available actions stepped through the VectorEnv (no policy, no storage);
-- collect: the runner with a QMIX agent choosing actions (epsilon 0.5) and filling episodes;
+- collect: the runner with a QMIX agent choosing actions (epsilon 0.5) and filling episodes,
+  called as training calls it (``B`` finished episodes per call, the rest carried over);
 - train: the whole training loop at the preset's settings with ``n_envs = B`` (collection,
   replay, the preset's updates per collection, target updates; no evaluation);
 
@@ -26,7 +27,7 @@ import torch
 from qmix import make_config
 from qmix.envs.registry import make_vector_env
 from qmix.runner import EpisodeRunner
-from qmix.trainer import build_learner, episode_seeds, train
+from qmix.trainer import build_learner, seed_stream, train
 
 
 def raw_rate(task: str, b: int, seconds: float) -> float:
@@ -63,14 +64,13 @@ def collect_rate(task: str, b: int, seconds: float, per_env: int) -> float:
     learner = build_learner(cfg, envs.env_info())
     runner = EpisodeRunner(envs, learner.controller)
     gen = torch.Generator().manual_seed(0)
-    runner.run(episode_seeds(0, 0, 0, b), 0.5, gen)  # warm-up (JIT, caches)
-    steps, start, k = 0, time.perf_counter(), 1
+    seeds = seed_stream(0, 0, 0)
+    runner.collect(b, seeds, 0.5, gen)  # warm-up (JIT, caches)
+    steps, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
-        # per_env episodes per environment and call: finished environments restart at once, so
-        # only the last episodes of a call leave environments idle
-        _, stats = runner.run(episode_seeds(0, 0, k * b * per_env, b * per_env), 0.5, gen)
+        # as in training: per_env * B finished episodes per call, unfinished ones carry over
+        _, stats = runner.collect(b * per_env, seeds, 0.5, gen)
         steps += stats.env_steps
-        k += 1
     rate = steps / (time.perf_counter() - start)
     envs.close()
     return rate
@@ -95,7 +95,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--train-steps", type=int, default=20_000)
-    parser.add_argument("--episodes-per-env", type=int, default=4, help="per collection call")
+    parser.add_argument("--episodes-per-env", type=int, default=1, help="per collection call")
     args = parser.parse_args()
     torch.set_num_threads(1)
     print("| task | B | raw steps/s | collect steps/s | collect / raw | train steps/s |")
