@@ -1,8 +1,8 @@
 """Runner: steps a VectorEnv with the controller and returns whole episodes. Never trains.
 
 One batched action selection per step for all ``B`` environments (``B = 1`` is the same
-path). Every environment that finishes an episode starts the next one at once, with the next
-seed of the supply it was given, so no environment sits idle while others finish.
+path). Every environment that finishes an episode starts the next one on the next step, with
+the next seed of the supply it was given, so no environment sits idle while others finish.
 
 Two ways to play:
 
@@ -147,9 +147,13 @@ class EpisodeRunner:
         done_rows: list[_Finished] = []
         if not active.any():
             self.controller.init_hidden(self.envs.num_envs)
-        self._start(~active, seeds)
-
-        while active.any() and (count is None or len(done_rows) < count):
+        while count is None or len(done_rows) < count:
+            # idle environments start the next episodes here, not as soon as one ends: after
+            # the last step of a call they stay idle, so a drain plays no fresh episodes
+            if not active.all():
+                self._start(~active, seeds)
+            if not active.any():
+                break
             env_obs = self.envs.observations()  # [B, N, O]
             env_avail = self.envs.avail_actions()  # [B, N, A]
             idx = np.flatnonzero(active)
@@ -187,9 +191,6 @@ class EpisodeRunner:
                     array[i] = 0
             active[done] = False
             t[done] = 0
-            finished = np.zeros_like(active)
-            finished[done] = True
-            self._start(finished, seeds)
         return self._batch(done_rows)
 
     def _start(self, idle: np.ndarray, seeds: Iterator[int]) -> None:
