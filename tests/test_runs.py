@@ -220,3 +220,31 @@ def test_eval_renders_a_gif_of_an_lbf_run(tmp_path: Path) -> None:
     with Image.open(gif) as image:
         frames = sum(1 for _ in ImageSequence.Iterator(image))
     assert frames == steps + 1  # the reset frame and one per step
+
+
+@pytest.mark.parametrize("budget", range(20, 32))
+def test_the_budget_always_ends_with_a_final_test_and_checkpoint(
+    tmp_path: Path, budget: int
+) -> None:
+    """Episodes of different lengths carry over between collection calls; when the drain
+    before a test is what crosses the budget, the run must still end with its final test,
+    log row and checkpoint."""
+    cfg = qmix.make_config(
+        "qmix",
+        "tests.conftest:CountdownEnv",
+        [
+            f"total_env_steps={budget}",
+            "n_envs=3",
+            "test_interval_env_steps=4",
+            "test_episodes=1",
+            "checkpoint_interval_env_steps=0",
+            "log_interval_env_steps=1000",
+            "tensorboard=false",
+        ],
+    )
+    run = train(cfg, run_dir=tmp_path, progress=False)
+    loop = load_checkpoint(tmp_path / "checkpoint.pt")["loop"]
+    last = run.metrics[-1]["env_steps"]
+    assert last >= budget and loop["env_steps"] == last
+    assert any("test_return" in r and r["env_steps"] == last for r in run.metrics)
+    assert any("train_return" in r and r["env_steps"] == last for r in run.metrics)

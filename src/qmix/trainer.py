@@ -29,6 +29,7 @@ from qmix.checkpoint import (
     save_checkpoint,
 )
 from qmix.config import Config, ConfigError
+from qmix.data.episode_batch import EpisodeBatch
 from qmix.data.replay_buffer import ReplayBuffer
 from qmix.envs.matrix import TabularGame
 from qmix.envs.registry import env_spec, make_env, make_vector_env
@@ -252,26 +253,32 @@ def train(
             },
         )
 
+    def store(collected: tuple[EpisodeBatch, RolloutStats]) -> None:
+        batch, stats = collected
+        buffer.insert(batch)
+        state.env_steps += stats.env_steps
+        state.episodes += len(stats.returns)
+        state.recent_returns = (state.recent_returns + stats.returns)[-100:]
+
+    def milestones() -> tuple[bool, bool, bool]:
+        """Whether the budget is spent, a test is due, a checkpoint is due."""
+        interval = cfg.checkpoint_interval_env_steps
+        return (
+            state.env_steps >= cfg.total_env_steps,
+            cfg.test_episodes > 0
+            and state.env_steps - state.last_test >= cfg.test_interval_env_steps,
+            interval > 0 and state.env_steps - state.last_checkpoint >= interval,
+        )
+
     # Checkpoints are taken with no episode in flight, so episodes continue from there.
     train_seeds = seed_stream(cfg.seed, TRAIN_STREAM, state.episodes)
     while state.env_steps < cfg.total_env_steps:
-        # ---- collect: n_envs finished episodes, epsilon-greedy; the rest keep running ------
+        # ---- collect and store: n_envs finished episodes, epsilon-greedy ------------------
         epsilon = schedule.value(state.env_steps)
-        batches = [runner.collect(cfg.n_envs, train_seeds, epsilon, rng)]
-        steps = state.env_steps + batches[0][1].env_steps
-        finished = steps >= cfg.total_env_steps
-        test_due = cfg.test_episodes > 0 and steps - state.last_test >= cfg.test_interval_env_steps
-        interval = cfg.checkpoint_interval_env_steps
-        save_due = interval > 0 and steps - state.last_checkpoint >= interval
-        if finished or test_due or save_due:  # evaluation and checkpoints need idle envs
-            batches.append(runner.drain(epsilon, rng))
-
-        # ---- store ---------------------------------------------------------------------
-        for batch, stats in batches:
-            buffer.insert(batch)
-            state.env_steps += stats.env_steps
-            state.episodes += len(stats.returns)
-            state.recent_returns = (state.recent_returns + stats.returns)[-100:]
+        store(runner.collect(cfg.n_envs, train_seeds, epsilon, rng))
+        if any(milestones()):  # tests and checkpoints need idle envs: finish the rest first
+            store(runner.drain(epsilon, rng))
+        finished, test_due, save_due = milestones()  # the drain may have crossed the budget
 
         # ---- sample and learn ------------------------------------------------------------
         if buffer.can_sample(cfg.batch_size_episodes):
