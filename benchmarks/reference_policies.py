@@ -73,8 +73,10 @@ def focus_fire_win_rate(task: str, episodes: int, batch: int = 32) -> float:
             )
             in_range = avail[:, :, moves:]  # [B, N, enemies]
             target = np.where(in_range, health[:, None, :], np.inf).argmin(-1)  # [B, N]
-            actions = np.where(in_range.any(-1), moves + target, advance)
-            actions = np.where(avail[:, :, :moves].any(-1) | in_range.any(-1), actions, moves - 1)
+            can_move = avail[:, :, : moves - 1].any(-1)  # [B, N]; dead units may only stop
+            actions = np.where(
+                in_range.any(-1), moves + target, np.where(can_move, advance, moves - 1)
+            )
             result = envs.step(actions, active)
             for i in np.flatnonzero(active & (result.terminated | result.truncated)):
                 wins.append(bool(result.infos[i]["battle_won"]))
