@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from qmix.data.episode_batch import EpisodeBatch
-from qmix.envs.base import VectorEnv
+from qmix.envs.base import AgentActingVectorEnv, VectorEnv
 from qmix.policy.controller import AgentController
 
 # a finished episode: (start number, reset seed, arrays padded to the limit, final info)
@@ -55,11 +55,18 @@ class EpisodeRunner:
     Args:
         envs: the vector of environments (``B = envs.num_envs``).
         controller: acts for every agent of every environment.
+        act_in_env: when ``envs`` can run the agents' acting step itself
+            (:class:`~qmix.envs.base.AgentActingVectorEnv`, e.g. SMAX), let it: the
+            controller's weights are handed over once per call and each step is one call into
+            the simulator. ``False`` always acts through the controller.
     """
 
-    def __init__(self, envs: VectorEnv, controller: AgentController) -> None:
+    def __init__(
+        self, envs: VectorEnv, controller: AgentController, act_in_env: bool = True
+    ) -> None:
         self.envs = envs
         self.controller = controller
+        self.acting_env = envs if act_in_env and isinstance(envs, AgentActingVectorEnv) else None
         self.info = info = envs.env_info()
         b, limit, n = envs.num_envs, info.episode_limit, info.n_agents
         # the episode in flight in each environment, padded to the limit (numpy: cheaper
@@ -73,6 +80,11 @@ class EpisodeRunner:
             "terminated": np.zeros((b, limit), bool),
             "truncated": np.zeros((b, limit), bool),
             "filled": np.zeros((b, limit), bool),
+        }
+        # the same buffers with (env, slot) merged into one axis: [B * (T+1), ...] and
+        # [B * T, ...] views, written with one index array per step (cheaper than two)
+        self._flat = {
+            name: array.reshape(-1, *array.shape[2:]) for name, array in self._stage.items()
         }
         self._t = np.zeros(b, np.int64)  # [B] step within each environment's episode
         self._active = np.zeros(b, bool)  # [B] an episode is in flight
@@ -144,8 +156,14 @@ class EpisodeRunner:
         """Step until ``count`` episodes finished (``None``: until every episode finished),
         starting an episode from ``seeds`` in every idle environment while seeds last."""
         stage, t, active, limit = self._stage, self._t, self._active, self.info.episode_limit
+        flat = self._flat
         done_rows: list[_Finished] = []
-        if not active.any():
+        acting_env = self.acting_env
+        if acting_env is not None:
+            # one draw from the training RNG seeds this call's exploration in the simulator
+            seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator)) if epsilon else 0
+            acting_env.load_agents(self.controller.agent_weights(), seed)
+        elif not active.any():
             self.controller.init_hidden(self.envs.num_envs)
         while count is None or len(done_rows) < count:
             # idle environments start the next episodes here, not as soon as one ends: after
@@ -157,24 +175,30 @@ class EpisodeRunner:
             env_obs = self.envs.observations()  # [B, N, O]
             env_avail = self.envs.avail_actions()  # [B, N, A]
             idx = np.flatnonzero(active)
+            # the live rows: a view when every environment is live (the usual case), else a gather
+            live: slice | np.ndarray = slice(None) if idx.size == active.size else idx
             ts = t[idx]
-            stage["obs"][idx, ts] = env_obs[idx]
-            stage["state"][idx, ts] = self.envs.states()[idx]
-            stage["avail_actions"][idx, ts] = env_avail[idx]
-            # Idle environments act on a dummy mask; their actions are discarded.
-            policy_avail = env_avail.copy()
-            policy_avail[~active] = True
-            chosen = self.controller.select_actions(env_obs, policy_avail, epsilon, generator)
-            result = self.envs.step(chosen, active)
-            stage["actions"][idx, ts] = chosen[idx]
-            stage["reward"][idx, ts] = result.reward[idx]
-            stage["filled"][idx, ts] = True
-            t[idx] += 1
-            term = result.terminated[idx]
+            slot, step = idx * (limit + 1) + ts, idx * limit + ts  # rows of the flat views
+            flat["obs"][slot] = env_obs[live]
+            flat["state"][slot] = self.envs.states()[live]
+            flat["avail_actions"][slot] = env_avail[live]
+            if acting_env is not None:
+                chosen, result = acting_env.act_and_step(epsilon, active)
+            else:
+                # Idle environments act on a dummy mask; their actions are discarded.
+                policy_avail = env_avail.copy()
+                policy_avail[~active] = True
+                chosen = self.controller.select_actions(env_obs, policy_avail, epsilon, generator)
+                result = self.envs.step(chosen, active)
+            flat["actions"][step] = chosen[live]
+            flat["reward"][step] = result.reward[live]
+            flat["filled"][step] = True
+            t[live] += 1
+            term = result.terminated[live]
             # the adapter reports time limits; reaching episode_limit is one too
-            trunc = (result.truncated[idx] | (t[idx] >= limit)) & ~term
-            stage["terminated"][idx, ts] = term
-            stage["truncated"][idx, ts] = trunc
+            trunc = (result.truncated[live] | (t[live] >= limit)) & ~term
+            flat["terminated"][step] = term
+            flat["truncated"][step] = trunc
             done = idx[term | trunc]
             if done.size == 0:
                 continue
@@ -207,8 +231,9 @@ class EpisodeRunner:
             self._started += 1
         if not mask.any():
             return
-        self.envs.reset(reset_seeds, mask)
-        self.controller.reset_rows(mask)
+        self.envs.reset(reset_seeds, mask)  # an acting env also zeroes its acting state
+        if self.acting_env is None:
+            self.controller.reset_rows(mask)
         self._active |= mask
 
     def _batch(self, rows: Iterable[_Finished]) -> tuple[EpisodeBatch, RolloutStats]:

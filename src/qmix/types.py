@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class EnvInfo:
@@ -57,3 +59,30 @@ class StepResult:
     terminated: bool
     truncated: bool
     info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AgentWeights:
+    """The acting agents' network as plain arrays, for simulators that act for themselves.
+
+    A snapshot of :class:`qmix.networks.agents.AgentNetwork` plus the controller's input
+    options, taken by :meth:`qmix.policy.controller.AgentController.agent_weights`. Every array
+    has a leading core axis ``C`` (1 when agents share parameters, else ``N``), in PyTorch's
+    layout (``out x in`` matrices; GRU gates in the order reset, update, new):
+
+    - ``fc1_w [C, H, I]``, ``fc1_b [C, H]``;
+    - recurrent agents only: ``gru_w_ih [C, 3H, H]``, ``gru_w_hh [C, 3H, H]``,
+      ``gru_b_ih [C, 3H]``, ``gru_b_hh [C, 3H]``;
+    - ``fc2_w [C, A, H]``, ``fc2_b [C, A]``.
+
+    Attributes:
+        arrays: the weights above, float32 numpy.
+        recurrent: GRU agents (else feed-forward, with an empty hidden state).
+        last_action: the input holds the one-hot previous action after the observation.
+        agent_id: the input ends with the one-hot agent index.
+    """
+
+    arrays: dict[str, np.ndarray]
+    recurrent: bool
+    last_action: bool
+    agent_id: bool

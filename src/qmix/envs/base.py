@@ -13,7 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from qmix.types import EnvInfo, StepResult
+from qmix.types import AgentWeights, EnvInfo, StepResult
 
 
 @runtime_checkable
@@ -112,4 +112,21 @@ class VectorEnv(Protocol):
 
     def close(self) -> None:
         """Release every environment (and worker processes)."""
+        ...
+
+
+@runtime_checkable
+class AgentActingVectorEnv(VectorEnv, Protocol):
+    """A :class:`VectorEnv` that can run the agents' acting step itself (a JAX simulator
+    compiling the policy into its step). The runner then hands it the weights once per call
+    instead of choosing every action in PyTorch; the environment owns the acting state
+    (hidden states, previous actions) and zeroes it on ``reset``."""
+
+    def load_agents(self, weights: AgentWeights, seed: int) -> None:
+        """Act with these weights from now on; ``seed`` seeds the exploration draws."""
+        ...
+
+    def act_and_step(self, epsilon: float, active: np.ndarray) -> tuple[np.ndarray, VectorStep]:
+        """Epsilon-greedy joint actions ``[B, N]`` for every env, and the step of the active
+        ones with them."""
         ...

@@ -23,13 +23,14 @@ Translation from JaxMARL (jaxmarl 0.2.0):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from qmix.envs.base import VectorEnv, VectorStep
-from qmix.types import EnvInfo
+from qmix.types import AgentWeights, EnvInfo
 
 
 class SMAXVectorEnv:
@@ -58,6 +59,8 @@ class SMAXVectorEnv:
         import jax.numpy as jnp
         import jaxmarl
         from jaxmarl.environments.smax.smax_env import MAP_NAME_TO_SCENARIO, map_name_to_scenario
+
+        from qmix.envs import jax_agents
 
         if map_name not in MAP_NAME_TO_SCENARIO:
             known = ", ".join(sorted(MAP_NAME_TO_SCENARIO))
@@ -136,15 +139,18 @@ class SMAXVectorEnv:
             tens of microseconds whatever its size)."""
             return jnp.concatenate([jnp.ravel(x).astype(jnp.float32) for x in arrays])
 
-        def batched_reset(carry: Any, seeds: Any, mask: Any) -> tuple[Any, Any]:
-            """Fresh episodes for ``mask [B]`` from ``seeds [B]`` uint32; returns carry, views."""
+        def batched_reset(carry: Any, agents: Any, seeds: Any, mask: Any) -> tuple[Any, Any, Any]:
+            """Fresh episodes for ``mask [B]`` from ``seeds [B]`` uint32, with zeroed acting
+            state (hidden, previous actions); returns carry, acting state, packed views."""
             fresh = jax.vmap(reset_one)(seeds)
             carry = select(mask, fresh, carry)
-            return carry, pack(*carry[2])
+            keep = ~mask[:, None, None]
+            agents = tuple(x * keep for x in agents)
+            return carry, agents, pack(*carry[2])
 
-        def batched_step(carry: Any, actions: Any, active: Any) -> tuple[Any, Any]:
-            """Step ``active [B]`` envs with ``actions [B, N]``; returns carry, packed views
-            (obs, state, avail) and flags (reward, terminated, truncated, won)."""
+        def advance(carry: Any, actions: Any, active: Any) -> tuple[Any, Any]:
+            """Step ``active [B]`` envs with ``actions [B, N]``; returns the carry and the
+            flags (reward, terminated, truncated, won), each ``[B]``."""
             state, key, _ = carry
             new_state, new_key, new_views, reward, term, trunc, won = jax.vmap(step_one)(
                 state, key, actions
@@ -152,15 +158,49 @@ class SMAXVectorEnv:
             # Inactive envs keep their state, so a finished episode's final arrays stay readable.
             carry = select(active, (new_state, new_key, new_views), carry)
             flags = (jnp.where(active, reward, 0.0), term & active, trunc & active, won & active)
+            return carry, flags
+
+        def batched_step(carry: Any, actions: Any, active: Any) -> tuple[Any, Any]:
+            """Step ``active [B]`` envs with ``actions [B, N]``; returns carry, packed views
+            (obs, state, avail) and flags (reward, terminated, truncated, won)."""
+            carry, flags = advance(carry, actions, active)
             return carry, pack(*carry[2], *flags)
+
+        def batched_act_step(
+            carry: Any,
+            agents: Any,
+            counter: Any,
+            params: Any,
+            epsilon: Any,
+            active: Any,
+            options: Any,
+        ) -> tuple[Any, Any, Any, Any]:
+            """The agents act on the current views (see :meth:`load_agents`), then the
+            ``active [B]`` envs step; returns carry, acting state, exploration counter and
+            packed actions, views and flags."""
+            obs, _, avail = carry[2]
+            actions, new_agents, counter = jax_agents.act(
+                params, agents, counter, obs, avail, epsilon, options
+            )
+            carry, flags = advance(carry, actions, active)
+            agents = select(active, new_agents, agents)
+            return carry, agents, counter, pack(actions, *carry[2], *flags)
 
         self._reset_fn = jax.jit(batched_reset)
         self._step_fn = jax.jit(batched_step)
+        self._act_step_fn = jax.jit(batched_act_step, static_argnums=6)
+        # acting inside the simulator (load_agents): flat weights, static options, acting
+        # state (hidden [B, N, H], previous actions [B, N, A]) and exploration counter [2]
+        self._params: Any = None
+        self._agent_options: Any = None
+        self._agents: Any = jax_agents.initial_state(num_envs, n_allies, 0, self._info.n_actions)
+        self._counter: Any = jax_agents.exploration_counter(0)
         b, n, info = num_envs, n_allies, self._info
         # sizes of the packed arrays: obs [B, N, O], state [B, S], avail [B, N, A], then B each
         # for reward, terminated, truncated, won
         self._shapes = [(b, n, info.obs_dim), (b, info.state_dim), (b, n, info.n_actions)]
         self._shapes += [(b,)] * 4
+        self._pieces: dict[tuple[int, bool], list[tuple[int, int, tuple[int, ...]]]] = {}
         # A placeholder carry of the right shapes (traced, not compiled), then env i starts
         # from seed i so the arrays are defined before the runner's first reset.
         shapes = jax.eval_shape(jax.vmap(reset_one), jnp.zeros(num_envs, dtype=jnp.uint32))
@@ -186,21 +226,30 @@ class SMAXVectorEnv:
             )
         # PRNGKey takes 32-bit seeds; wrap larger or negative ones instead of overflowing.
         seeds32 = np.array([int(s) % 2**32 for s in seeds], dtype=np.uint32)
-        self._carry, packed = self._reset_fn(self._carry, seeds32, mask)
+        self._carry, self._agents, packed = self._reset_fn(self._carry, self._agents, seeds32, mask)
         obs, state, avail = self._unpack(packed, 3)
         self._views = (obs, state, avail)
 
-    def _unpack(self, packed: Any, count: int) -> list[np.ndarray]:
+    def _unpack(self, packed: Any, count: int, actions: bool = False) -> list[np.ndarray]:
         """Split a packed device array into its first ``count`` arrays, as writable numpy:
         obs, state, avail (3 after a reset) and reward, terminated, truncated, won (7 after a
-        step); bools come back from float32 0/1."""
+        step), after the joint actions ``[B, N]`` (int64) when ``actions``; bools come back
+        from float32 0/1."""
         flat = np.array(packed)  # one copy: JAX's own host buffer is read-only
-        shapes = self._shapes[:count]
-        ends = np.cumsum([int(np.prod(shape)) for shape in shapes])
-        parts = zip(np.split(flat, ends[:-1]), shapes, strict=True)
-        out = [part.reshape(shape) for part, shape in parts]
+        pieces = self._pieces.get((count, actions))
+        if pieces is None:  # (start, end, shape) of each array, computed once per layout
+            shapes = self._shapes[:count]
+            if actions:
+                shapes = [(self.num_envs, self._info.n_agents), *shapes]
+            ends = np.cumsum([math.prod(shape) for shape in shapes]).tolist()
+            pieces = list(zip([0, *ends[:-1]], ends, shapes, strict=True))
+            self._pieces[count, actions] = pieces
+        parts = [flat[start:end].reshape(shape) for start, end, shape in pieces]
+        out: list[np.ndarray] = []
+        if actions:
+            out.append(parts.pop(0).astype(np.int64))
         bools = (2, 4, 5, 6)  # avail, terminated, truncated, won
-        return [x > 0.5 if i in bools else x for i, x in enumerate(out)]
+        return out + [x > 0.5 if i in bools else x for i, x in enumerate(parts)]
 
     def observations(self) -> np.ndarray:
         """Per-agent observations, ``[B, N, O]`` float32."""
@@ -233,7 +282,57 @@ class SMAXVectorEnv:
                 f"[{self.num_envs}], got {list(actions.shape)} and {list(active.shape)}"
             )
         self._carry, packed = self._step_fn(self._carry, actions.astype(np.int32), active)
-        obs, state, avail, reward, terminated, truncated, won = self._unpack(packed, 7)
+        return self._stepped(self._unpack(packed, 7))
+
+    def load_agents(self, weights: AgentWeights, seed: int) -> None:
+        """Act for the agents from now on, with these weights (:meth:`act_and_step`).
+
+        Called before each collection call with the current weights. The acting state
+        (hidden state and previous action of each env's episode in flight) carries over from
+        the last call and is zeroed by :meth:`reset`; ``seed`` restarts the exploration key.
+        """
+        import jax.numpy as jnp
+
+        from qmix.envs import jax_agents
+
+        flat, layout = jax_agents.flatten(weights)
+        b, n, a = self.num_envs, self._info.n_agents, self._info.n_actions
+        h = int(weights.arrays["fc1_w"].shape[1]) if weights.recurrent else 0
+        if self._agents[0].shape != (b, n, h):
+            self._agents = jax_agents.initial_state(b, n, h, a)
+        self._params = jnp.asarray(flat)
+        self._agent_options = (weights.recurrent, weights.last_action, weights.agent_id, layout)
+        self._counter = jax_agents.exploration_counter(seed)
+
+    def act_and_step(self, epsilon: float, active: np.ndarray) -> tuple[np.ndarray, VectorStep]:
+        """The loaded agents pick epsilon-greedy actions for every env and the ``active [B]``
+        envs step with them, in one compiled call.
+
+        Returns:
+            the joint actions ``[B, N]`` (int64; meaningless for inactive envs) and the step,
+            as :meth:`step` returns it.
+
+        Raises:
+            RuntimeError: no agents were loaded.
+        """
+        if self._params is None:
+            raise RuntimeError("call load_agents(weights, seed) before act_and_step")
+        active = np.asarray(active, dtype=bool)
+        self._carry, self._agents, self._counter, packed = self._act_step_fn(
+            self._carry,
+            self._agents,
+            self._counter,
+            self._params,
+            np.float32(epsilon),
+            active,
+            self._agent_options,
+        )
+        actions, *rest = self._unpack(packed, 7, actions=True)
+        return actions, self._stepped(rest)
+
+    def _stepped(self, arrays: list[np.ndarray]) -> VectorStep:
+        """Keep a step's new views; its flags as a :class:`VectorStep`."""
+        obs, state, avail, reward, terminated, truncated, won = arrays
         self._views = (obs, state, avail)
         ended = terminated | truncated
         infos: list[dict[str, Any]] = [

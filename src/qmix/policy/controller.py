@@ -13,6 +13,7 @@ from torch.nn import functional as F
 
 from qmix.networks.agents import AgentNetwork
 from qmix.policy.exploration import epsilon_greedy
+from qmix.types import AgentWeights
 
 
 def agent_input_dim(
@@ -129,3 +130,25 @@ class AgentController:
         actions = epsilon_greedy(q, avail, epsilon, generator)  # [B, N]
         self.prev_onehot = self._action_eye[actions]  # [B, N, A]
         return actions
+
+    def agent_weights(self) -> AgentWeights:
+        """The online agent network's current weights and the input options, as numpy, for an
+        environment that acts for the agents (:class:`qmix.envs.base.AgentActingVectorEnv`)."""
+        cores = list(self.agent.cores)
+        recurrent = self.agent.hidden_dim > 0
+
+        def stack(name: str) -> np.ndarray:
+            """``[C, ...]``: the parameter ``name`` of every core."""
+            return np.stack([core.get_parameter(name).detach().cpu().numpy() for core in cores])
+
+        names = {"fc1_w": "fc1.weight", "fc1_b": "fc1.bias"}
+        if recurrent:
+            names |= {
+                "gru_w_ih": "rnn.weight_ih_l0",
+                "gru_w_hh": "rnn.weight_hh_l0",
+                "gru_b_ih": "rnn.bias_ih_l0",
+                "gru_b_hh": "rnn.bias_hh_l0",
+            }
+        names |= {"fc2_w": "fc2.weight", "fc2_b": "fc2.bias"}
+        arrays = {key: stack(name) for key, name in names.items()}
+        return AgentWeights(arrays, recurrent, self.last_action, self.agent_id)
