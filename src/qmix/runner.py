@@ -166,25 +166,30 @@ class EpisodeRunner:
         elif not active.any():
             self.controller.init_hidden(self.envs.num_envs)
         while count is None or len(done_rows) < count:
-            # idle environments start the next episodes here, not as soon as one ends: after
-            # the last step of a call they stay idle, so a drain plays no fresh episodes
-            if not active.all():
-                self._start(~active, seeds)
+            starting, reset_seeds = self._claim(~active, seeds)
             if not active.any():
                 break
-            env_obs = self.envs.observations()  # [B, N, O]
-            env_avail = self.envs.avail_actions()  # [B, N, A]
             idx = np.flatnonzero(active)
             # the live rows: a view when every environment is live (the usual case), else a gather
             live: slice | np.ndarray = slice(None) if idx.size == active.size else idx
             ts = t[idx]
             slot, step = idx * (limit + 1) + ts, idx * limit + ts  # rows of the flat views
-            flat["obs"][slot] = env_obs[live]
-            flat["state"][slot] = self.envs.states()[live]
-            flat["avail_actions"][slot] = env_avail[live]
             if acting_env is not None:
-                chosen, result = acting_env.act_and_step(epsilon, active)
+                # one call: start the new episodes, act, step
+                chosen, before, result = acting_env.reset_act_step(
+                    reset_seeds, starting, epsilon, active
+                )
+                env_obs, env_state, env_avail = before
             else:
+                if starting.any():
+                    self.envs.reset(reset_seeds, starting)
+                    self.controller.reset_rows(starting)
+                env_obs, env_avail = self.envs.observations(), self.envs.avail_actions()
+                env_state = self.envs.states()
+            flat["obs"][slot] = env_obs[live]
+            flat["state"][slot] = env_state[live]
+            flat["avail_actions"][slot] = env_avail[live]
+            if acting_env is None:
                 # Idle environments act on a dummy mask; their actions are discarded.
                 policy_avail = env_avail.copy()
                 policy_avail[~active] = True
@@ -217,8 +222,16 @@ class EpisodeRunner:
             t[done] = 0
         return self._batch(done_rows)
 
-    def _start(self, idle: np.ndarray, seeds: Iterator[int]) -> None:
-        """Reset the environments with ``idle [B]`` that the seed supply can fill."""
+    def _claim(self, idle: np.ndarray, seeds: Iterator[int]) -> tuple[np.ndarray, list[int]]:
+        """Give the next seeds to the environments with ``idle [B]``, while seeds last.
+
+        Idle environments start the next episodes at the top of a step, not as soon as one
+        ends: after the last step of a call they stay idle, so a drain plays no fresh episodes.
+
+        Returns:
+            the environments starting an episode now ``[B]`` and every environment's reset
+            seed (0 where none starts), for ``reset``.
+        """
         mask = np.zeros_like(idle)
         reset_seeds = [0] * len(idle)
         for i in np.flatnonzero(idle):
@@ -229,12 +242,8 @@ class EpisodeRunner:
             self._seed[i] = int(seed)
             self._order[i] = self._started
             self._started += 1
-        if not mask.any():
-            return
-        self.envs.reset(reset_seeds, mask)  # an acting env also zeroes its acting state
-        if self.acting_env is None:
-            self.controller.reset_rows(mask)
         self._active |= mask
+        return mask, reset_seeds
 
     def _batch(self, rows: Iterable[_Finished]) -> tuple[EpisodeBatch, RolloutStats]:
         """Stack finished episodes into one batch, ordered by when they started."""

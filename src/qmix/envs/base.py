@@ -120,13 +120,17 @@ class AgentActingVectorEnv(VectorEnv, Protocol):
     """A :class:`VectorEnv` that can run the agents' acting step itself (a JAX simulator
     compiling the policy into its step). The runner then hands it the weights once per call
     instead of choosing every action in PyTorch; the environment owns the acting state
-    (hidden states, previous actions) and zeroes it on ``reset``."""
+    (hidden states, previous actions) and zeroes it when an episode starts."""
 
     def load_agents(self, weights: AgentWeights, seed: int) -> None:
         """Act with these weights from now on; ``seed`` seeds the exploration draws."""
         ...
 
-    def act_and_step(self, epsilon: float, active: np.ndarray) -> tuple[np.ndarray, VectorStep]:
-        """Epsilon-greedy joint actions ``[B, N]`` for every env, and the step of the active
-        ones with them."""
+    def reset_act_step(
+        self, seeds: Sequence[int], mask: np.ndarray, epsilon: float, active: np.ndarray
+    ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray], VectorStep]:
+        """``reset(seeds, mask)`` (zeroing the acting state of those envs), then
+        epsilon-greedy joint actions ``[B, N]`` for every env and the step of the ``active``
+        ones with them. Returns the actions, the views acted on (obs, state, avail, after the
+        resets) and the step."""
         ...

@@ -173,22 +173,35 @@ class SMAXVectorEnv:
             params: Any,
             epsilon: Any,
             active: Any,
+            seeds: Any,
+            mask: Any,
             options: Any,
         ) -> tuple[Any, Any, Any, Any]:
-            """The agents act on the current views (see :meth:`load_agents`), then the
-            ``active [B]`` envs step; returns carry, acting state, exploration counter and
-            packed actions, views and flags."""
-            obs, _, avail = carry[2]
+            """Fresh episodes for ``mask [B]`` from ``seeds [B]`` (as :func:`batched_reset`,
+            skipped when the mask is empty), then the agents act on the views (see
+            :meth:`load_agents`) and the ``active [B]`` envs step. Returns carry, acting
+            state, exploration counter, and packed actions, views before and after, flags."""
+            carry, agents, _ = jax.lax.cond(
+                jnp.any(mask),
+                batched_reset,
+                lambda c, g, s, m: (c, g, pack(*c[2])),
+                carry,
+                agents,
+                seeds,
+                mask,
+            )
+            before = carry[2]
+            obs, _, avail = before
             actions, new_agents, counter = jax_agents.act(
                 params, agents, counter, obs, avail, epsilon, options
             )
             carry, flags = advance(carry, actions, active)
             agents = select(active, new_agents, agents)
-            return carry, agents, counter, pack(actions, *carry[2], *flags)
+            return carry, agents, counter, pack(actions, *before, *carry[2], *flags)
 
         self._reset_fn = jax.jit(batched_reset)
         self._step_fn = jax.jit(batched_step)
-        self._act_step_fn = jax.jit(batched_act_step, static_argnums=6)
+        self._act_step_fn = jax.jit(batched_act_step, static_argnums=8)
         # acting inside the simulator (load_agents): flat weights, static options, acting
         # state (hidden [B, N, H], previous actions [B, N, A]) and exploration counter [2]
         self._params: Any = None
@@ -224,30 +237,38 @@ class SMAXVectorEnv:
                 f"expected {self.num_envs} seeds and a mask of shape [{self.num_envs}], "
                 f"got {len(seeds)} seeds and mask shape {list(mask.shape)}"
             )
-        # PRNGKey takes 32-bit seeds; wrap larger or negative ones instead of overflowing.
-        seeds32 = np.array([int(s) % 2**32 for s in seeds], dtype=np.uint32)
-        self._carry, self._agents, packed = self._reset_fn(self._carry, self._agents, seeds32, mask)
+        self._carry, self._agents, packed = self._reset_fn(
+            self._carry, self._agents, self._seeds32(seeds), mask
+        )
         obs, state, avail = self._unpack(packed, 3)
         self._views = (obs, state, avail)
 
-    def _unpack(self, packed: Any, count: int, actions: bool = False) -> list[np.ndarray]:
+    @staticmethod
+    def _seeds32(seeds: Sequence[int]) -> np.ndarray:
+        """``[B]`` uint32: PRNGKey takes 32-bit seeds; larger or negative ones wrap around."""
+        return np.array([int(s) % 2**32 for s in seeds], dtype=np.uint32)
+
+    def _unpack(self, packed: Any, count: int, acting: bool = False) -> list[np.ndarray]:
         """Split a packed device array into its first ``count`` arrays, as writable numpy:
         obs, state, avail (3 after a reset) and reward, terminated, truncated, won (7 after a
-        step), after the joint actions ``[B, N]`` (int64) when ``actions``; bools come back
-        from float32 0/1."""
+        step). With ``acting``, they follow the joint actions ``[B, N]`` (int64) and the
+        views before the step (obs, state, avail). Bools come back from float32 0/1."""
         flat = np.array(packed)  # one copy: JAX's own host buffer is read-only
-        pieces = self._pieces.get((count, actions))
+        pieces = self._pieces.get((count, acting))
         if pieces is None:  # (start, end, shape) of each array, computed once per layout
             shapes = self._shapes[:count]
-            if actions:
-                shapes = [(self.num_envs, self._info.n_agents), *shapes]
+            if acting:
+                shapes = [(self.num_envs, self._info.n_agents), *self._shapes[:3], *shapes]
             ends = np.cumsum([math.prod(shape) for shape in shapes]).tolist()
             pieces = list(zip([0, *ends[:-1]], ends, shapes, strict=True))
-            self._pieces[count, actions] = pieces
+            self._pieces[count, acting] = pieces
         parts = [flat[start:end].reshape(shape) for start, end, shape in pieces]
         out: list[np.ndarray] = []
-        if actions:
+        if acting:
             out.append(parts.pop(0).astype(np.int64))
+            obs, state, avail = parts[:3]
+            out += [obs, state, avail > 0.5]
+            parts = parts[3:]
         bools = (2, 4, 5, 6)  # avail, terminated, truncated, won
         return out + [x > 0.5 if i in bools else x for i, x in enumerate(parts)]
 
@@ -285,7 +306,7 @@ class SMAXVectorEnv:
         return self._stepped(self._unpack(packed, 7))
 
     def load_agents(self, weights: AgentWeights, seed: int) -> None:
-        """Act for the agents from now on, with these weights (:meth:`act_and_step`).
+        """Act for the agents from now on, with these weights (:meth:`reset_act_step`).
 
         Called before each collection call with the current weights. The acting state
         (hidden state and previous action of each env's episode in flight) carries over from
@@ -304,20 +325,24 @@ class SMAXVectorEnv:
         self._agent_options = (weights.recurrent, weights.last_action, weights.agent_id, layout)
         self._counter = jax_agents.exploration_counter(seed)
 
-    def act_and_step(self, epsilon: float, active: np.ndarray) -> tuple[np.ndarray, VectorStep]:
-        """The loaded agents pick epsilon-greedy actions for every env and the ``active [B]``
-        envs step with them, in one compiled call.
+    def reset_act_step(
+        self, seeds: Sequence[int], mask: np.ndarray, epsilon: float, active: np.ndarray
+    ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray], VectorStep]:
+        """:meth:`reset` the envs with ``mask [B]``, then the loaded agents pick
+        epsilon-greedy actions for every env and the ``active [B]`` envs step with them: one
+        compiled call, where the separate calls cost a dispatch and a copy each.
 
         Returns:
-            the joint actions ``[B, N]`` (int64; meaningless for inactive envs) and the step,
-            as :meth:`step` returns it.
+            the joint actions ``[B, N]`` (int64; meaningless for inactive envs), the views
+            the agents acted on (obs ``[B, N, O]``, state ``[B, S]``, avail ``[B, N, A]``,
+            after the resets) and the step, as :meth:`step` returns it.
 
         Raises:
             RuntimeError: no agents were loaded.
         """
         if self._params is None:
-            raise RuntimeError("call load_agents(weights, seed) before act_and_step")
-        active = np.asarray(active, dtype=bool)
+            raise RuntimeError("call load_agents(weights, seed) before reset_act_step")
+        mask, active = np.asarray(mask, dtype=bool), np.asarray(active, dtype=bool)
         self._carry, self._agents, self._counter, packed = self._act_step_fn(
             self._carry,
             self._agents,
@@ -325,10 +350,12 @@ class SMAXVectorEnv:
             self._params,
             np.float32(epsilon),
             active,
+            self._seeds32(seeds),
+            mask,
             self._agent_options,
         )
-        actions, *rest = self._unpack(packed, 7, actions=True)
-        return actions, self._stepped(rest)
+        actions, obs, state, avail, *rest = self._unpack(packed, 7, acting=True)
+        return actions, (obs, state, avail), self._stepped(rest)
 
     def _stepped(self, arrays: list[np.ndarray]) -> VectorStep:
         """Keep a step's new views; its flags as a :class:`VectorStep`."""
