@@ -6,7 +6,10 @@ environments ``B`` it prints:
 
 - raw: random available actions stepped through the VectorEnv (no policy, no storage);
 - collect: the runner with a QMIX agent choosing actions (epsilon 0.5) and filling episodes,
-  called as training calls it (``B`` finished episodes per call, the rest carried over);
+  called as training calls it (``B`` finished episodes per call, the rest carried over). On a
+  simulator that acts for the agents (SMAX) the policy runs inside its compiled step, as in
+  training; "torch acting" times the same runner with the controller choosing every action
+  (``act_in_env=False``; "-" where the two are the same path);
 - train: the whole training loop at the preset's settings with ``n_envs = B`` (collection,
   replay, the preset's updates per collection, target updates; no evaluation);
 
@@ -25,6 +28,7 @@ import numpy as np
 import torch
 
 from qmix import make_config
+from qmix.envs.base import AgentActingVectorEnv
 from qmix.envs.registry import make_vector_env
 from qmix.runner import EpisodeRunner
 from qmix.trainer import build_learner, seed_stream, train
@@ -58,11 +62,19 @@ def raw_rate(task: str, b: int, seconds: float) -> float:
     return rate
 
 
-def collect_rate(task: str, b: int, seconds: float, per_env: int) -> float:
+def acts_in_env(task: str) -> bool:
+    """Whether the task's simulator runs the agents' acting step itself (SMAX)."""
+    cfg = make_config("qmix", task, {"n_envs": 1})
+    envs = make_vector_env(cfg.env, cfg.env_args, 1, cfg.env_workers)
+    envs.close()
+    return isinstance(envs, AgentActingVectorEnv)
+
+
+def collect_rate(task: str, b: int, seconds: float, per_env: int, act_in_env: bool = True) -> float:
     cfg = make_config("qmix", task, {"n_envs": b})
     envs = make_vector_env(cfg.env, cfg.env_args, b, cfg.env_workers)
     learner = build_learner(cfg, envs.env_info())
-    runner = EpisodeRunner(envs, learner.controller)
+    runner = EpisodeRunner(envs, learner.controller, act_in_env=act_in_env)
     gen = torch.Generator().manual_seed(0)
     seeds = seed_stream(0, 0, 0)
     runner.collect(b, seeds, 0.5, gen)  # warm-up (JIT, caches)
@@ -98,18 +110,30 @@ def main() -> None:
     parser.add_argument("--episodes-per-env", type=int, default=1, help="per collection call")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    print("| task | B | raw steps/s | collect steps/s | collect / raw | train steps/s |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| task | B | raw steps/s | collect steps/s | collect / raw | torch acting steps/s "
+        "| torch acting / raw | train steps/s |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for task in args.tasks:
+        in_env = acts_in_env(task)
         for b in args.batch:
             raw = statistics.median(raw_rate(task, b, args.seconds) for _ in range(args.repeats))
             col = statistics.median(
                 collect_rate(task, b, args.seconds, args.episodes_per_env)
                 for _ in range(args.repeats)
             )
+            torch_cells = "- | -"
+            if in_env:
+                slow = statistics.median(
+                    collect_rate(task, b, args.seconds, args.episodes_per_env, act_in_env=False)
+                    for _ in range(args.repeats)
+                )
+                torch_cells = f"{slow:,.0f} | {slow / raw:.0%}"
             trn = train_rate(task, b, args.train_steps)
             print(
-                f"| {task} | {b} | {raw:,.0f} | {col:,.0f} | {col / raw:.0%} | {trn:,.0f} |",
+                f"| {task} | {b} | {raw:,.0f} | {col:,.0f} | {col / raw:.0%} | {torch_cells} "
+                f"| {trn:,.0f} |",
                 flush=True,
             )
 
