@@ -12,7 +12,7 @@ pytest.importorskip("jaxmarl")
 
 from qmix.envs import jax_agents
 from qmix.envs.base import VectorEnv
-from qmix.envs.smax import make_smax
+from qmix.envs.smax import SMAXVectorEnv, make_smax
 from qmix.networks.agents import AgentNetwork
 from qmix.policy.controller import AgentController, agent_input_dim
 from qmix.runner import EpisodeRunner
@@ -106,3 +106,14 @@ def test_half_exploration_mixes_greedy_and_random_actions() -> None:
     # with epsilon 0.5 about half the agents explore and most of those pick another action
     same = (greedy.actions[:, 0] == mixed.actions[:, 0]).float().mean()  # over 48 agents
     assert 0.35 < float(same) < 0.85  # expected 0.5 + 0.5 / 5 (5 moves, no target in range)
+
+
+def test_acting_needs_loaded_agents_and_full_masks() -> None:
+    envs = SMAXVectorEnv("3m", num_envs=2)
+    everyone = np.ones(2, bool)
+    with pytest.raises(RuntimeError, match="load_agents"):
+        envs.reset_act_step([0, 1], everyone, 0.0, everyone)
+    runner = _runner(True)
+    envs.load_agents(runner.controller.agent_weights(), 0)
+    with pytest.raises(ValueError, match="expected 2 seeds"):
+        envs.reset_act_step([0, 1], np.ones(3, bool), 0.0, everyone)

@@ -17,6 +17,9 @@ Translation from JaxMARL (jaxmarl 0.2.0):
 - Global state: SMAX's own world state (``get_world_state``): per unit health fraction,
   raw position, raw weapon cooldown and unit-type one-hot (zeros for dead units), then every
   unit's team and type. Positions are in map units (0 to 32), not normalised.
+- Acting: with :meth:`SMAXVectorEnv.load_agents`, the agents' network and epsilon-greedy run
+  inside the jitted step (:meth:`SMAXVectorEnv.reset_act_step`, maths in
+  :mod:`qmix.envs.jax_agents`), so a collection step is one compiled call.
 - Seeds: environment ``i`` is reset with ``jax.random.PRNGKey(seeds[i] % 2**32)`` and keeps its
   own key stream, so an episode depends only on its seed and its actions.
 """
@@ -339,10 +342,17 @@ class SMAXVectorEnv:
 
         Raises:
             RuntimeError: no agents were loaded.
+            ValueError: ``seeds``, ``mask`` or ``active`` do not have ``B`` entries.
         """
         if self._params is None:
             raise RuntimeError("call load_agents(weights, seed) before reset_act_step")
         mask, active = np.asarray(mask, dtype=bool), np.asarray(active, dtype=bool)
+        b = self.num_envs
+        if len(seeds) != b or mask.shape != (b,) or active.shape != (b,):
+            raise ValueError(
+                f"expected {b} seeds and a mask and active flags of shape [{b}], got "
+                f"{len(seeds)} seeds, mask {list(mask.shape)}, active {list(active.shape)}"
+            )
         self._carry, self._agents, self._counter, packed = self._act_step_fn(
             self._carry,
             self._agents,
