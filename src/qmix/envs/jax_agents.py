@@ -4,11 +4,12 @@ A JAX simulator can run the agents' policy inside its own jitted step, so a coll
 is one compiled call instead of a round trip through numpy and PyTorch for every action
 (see docs/implementation.md, "Acting inside a JAX simulator"). The maths is that of
 :meth:`qmix.networks.agents.AgentNetwork.step` and :func:`qmix.policy.exploration.epsilon_greedy`
-on the weights of :class:`qmix.types.AgentWeights`; ``tests/test_env_smax.py`` checks that
+on the weights of :class:`qmix.types.AgentWeights`; ``tests/test_smax_acting.py`` checks that
 both give the same Q-values and the same greedy episodes. Exploration draws come from a JAX
 key seeded by the runner from the training RNG, so they differ from the PyTorch path's draws.
 
-Everything here is a pure function of arrays: ``jax`` is imported by the caller's module.
+Everything here is a pure function of arrays. The module imports ``jax``, so only the JAX
+adapters import it, inside their constructors (``import qmix`` stays free of JAX).
 """
 
 from __future__ import annotations
