@@ -6,9 +6,10 @@ Run, for example::
         --threshold 0.9
 
 Seeds run in parallel processes (``--jobs``, one torch thread each). Writes
-``benchmarks/recorded/<algo>_<task>.md`` (command, seeds, per-seed table, wall times) and
-``benchmarks/recorded/<algo>_<task>.png`` (test return of every seed and their mean), and prints
-the table.
+``benchmarks/recorded/<name>.md`` (command, seeds, per-seed table, wall times),
+``<name>.png`` (test return of every seed and their mean) and ``<name>.json`` (every metric
+row), and prints the table. ``<name>`` is ``<algo>_<task>`` unless ``--name`` gives another, as
+a variant of a preset should, so that it does not overwrite the preset's record.
 """
 
 from __future__ import annotations
@@ -59,6 +60,12 @@ def main() -> None:
     parser.add_argument("--threshold", type=float, default=None)
     parser.add_argument("--metric", default="test_return")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "benchmarks")
+    parser.add_argument(
+        "--name",
+        default=None,
+        help="record name under benchmarks/recorded (default <algo>_<task>; give variants "
+        "their own, e.g. qmix_smax_3m_wide, so they do not overwrite the preset's record)",
+    )
     args = parser.parse_args()
 
     start = time.perf_counter()
@@ -70,7 +77,7 @@ def main() -> None:
         )
     total_wall = time.perf_counter() - start
 
-    name = f"{args.algo}_{args.task}"
+    name = args.name or f"{args.algo}_{args.task}"
     lines = [
         f"# {args.algo} on {args.task}",
         "",
@@ -82,6 +89,7 @@ def main() -> None:
             + ["--seeds", *map(str, args.seeds), "--jobs", str(args.jobs)]
             + (["--threshold", str(args.threshold)] if args.threshold is not None else [])
             + (["--metric", args.metric] if args.metric != "test_return" else [])
+            + (["--name", args.name] if args.name else [])
         ),
         "```",
         "",
