@@ -62,6 +62,7 @@ def test_greedy_episodes_are_the_same_on_both_acting_paths(recurrent: bool) -> N
     for name in ("obs", "state", "avail_actions", "actions", "reward", "filled", "terminated"):
         assert torch.equal(getattr(first, name), getattr(second, name)), name
     assert len(set(stats.lengths)) > 1  # episodes of different lengths were interleaved
+    assert len(torch.unique(first.actions[first.filled])) > 2  # the greedy choice varies
 
 
 def test_carried_over_episodes_keep_their_acting_state() -> None:
