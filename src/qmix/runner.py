@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from qmix.data.episode_batch import EpisodeBatch
-from qmix.envs.base import AgentActingVectorEnv, VectorEnv
+from qmix.envs.base import AgentActingVectorEnv, VectorEnv, VectorStep
 from qmix.policy.controller import AgentController
 
 # a finished episode: (start number, reset seed, arrays padded to the limit, final info)
@@ -158,11 +158,10 @@ class EpisodeRunner:
         stage, t, active, limit = self._stage, self._t, self._active, self.info.episode_limit
         flat = self._flat
         done_rows: list[_Finished] = []
-        acting_env = self.acting_env
-        if acting_env is not None:
+        if self.acting_env is not None:
             # one draw from the training RNG seeds this call's exploration in the simulator
             seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator)) if epsilon else 0
-            acting_env.load_agents(self.controller.agent_weights(), seed)
+            self.acting_env.load_agents(self.controller.agent_weights(), seed)
         elif not active.any():
             self.controller.init_hidden(self.envs.num_envs)
         while count is None or len(done_rows) < count:
@@ -174,27 +173,10 @@ class EpisodeRunner:
             live: slice | np.ndarray = slice(None) if idx.size == active.size else idx
             ts = t[idx]
             slot, step = idx * (limit + 1) + ts, idx * limit + ts  # rows of the flat views
-            if acting_env is not None:
-                # one call: start the new episodes, act, step
-                chosen, before, result = acting_env.reset_act_step(
-                    reset_seeds, starting, epsilon, active
-                )
-                env_obs, env_state, env_avail = before
-            else:
-                if starting.any():
-                    self.envs.reset(reset_seeds, starting)
-                    self.controller.reset_rows(starting)
-                env_obs, env_avail = self.envs.observations(), self.envs.avail_actions()
-                env_state = self.envs.states()
-            flat["obs"][slot] = env_obs[live]
-            flat["state"][slot] = env_state[live]
-            flat["avail_actions"][slot] = env_avail[live]
-            if acting_env is None:
-                # Idle environments act on a dummy mask; their actions are discarded.
-                policy_avail = env_avail.copy()
-                policy_avail[~active] = True
-                chosen = self.controller.select_actions(env_obs, policy_avail, epsilon, generator)
-                result = self.envs.step(chosen, active)
+            chosen, before, result = self._step(starting, reset_seeds, epsilon, generator)
+            flat["obs"][slot], flat["state"][slot], flat["avail_actions"][slot] = (
+                view[live] for view in before
+            )
             flat["actions"][step] = chosen[live]
             flat["reward"][step] = result.reward[live]
             flat["filled"][step] = True
@@ -221,6 +203,34 @@ class EpisodeRunner:
             active[done] = False
             t[done] = 0
         return self._batch(done_rows)
+
+    def _step(
+        self,
+        starting: np.ndarray,
+        reset_seeds: list[int],
+        epsilon: float,
+        generator: torch.Generator | None,
+    ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray], VectorStep]:
+        """Start the episodes of ``starting [B]``, choose joint actions ``[B, N]`` and step
+        the live environments; returns the actions, what the agents saw (obs, state, avail,
+        ``[B, ...]``) and the step.
+
+        A simulator that acts for the agents does all of it in one call; otherwise the
+        environments reset, the controller chooses and the environments step.
+        """
+        active = self._active
+        if self.acting_env is not None:
+            return self.acting_env.reset_act_step(reset_seeds, starting, epsilon, active)
+        if starting.any():
+            self.envs.reset(reset_seeds, starting)
+            self.controller.reset_rows(starting)
+        # copies: the step below may overwrite the environments' buffers
+        obs, state = self.envs.observations().copy(), self.envs.states().copy()
+        avail = self.envs.avail_actions().copy()
+        # Idle environments act on a dummy mask; their actions are discarded.
+        policy_avail = avail | ~active[:, None, None]
+        chosen = self.controller.select_actions(obs, policy_avail, epsilon, generator)
+        return chosen, (obs, state, avail), self.envs.step(chosen, active)
 
     def _claim(self, idle: np.ndarray, seeds: Iterator[int]) -> tuple[np.ndarray, list[int]]:
         """Give the next seeds to the environments with ``idle [B]``, while seeds last.

@@ -142,13 +142,17 @@ class SMAXVectorEnv:
             tens of microseconds whatever its size)."""
             return jnp.concatenate([jnp.ravel(x).astype(jnp.float32) for x in arrays])
 
-        def batched_reset(carry: Any, agents: Any, seeds: Any, mask: Any) -> tuple[Any, Any, Any]:
+        def start(carry: Any, agents: Any, seeds: Any, mask: Any) -> tuple[Any, Any]:
             """Fresh episodes for ``mask [B]`` from ``seeds [B]`` uint32, with zeroed acting
-            state (hidden, previous actions); returns carry, acting state, packed views."""
+            state (hidden, previous actions); returns carry, acting state."""
             fresh = jax.vmap(reset_one)(seeds)
             carry = select(mask, fresh, carry)
             keep = ~mask[:, None, None]
-            agents = tuple(x * keep for x in agents)
+            return carry, tuple(x * keep for x in agents)
+
+        def batched_reset(carry: Any, agents: Any, seeds: Any, mask: Any) -> tuple[Any, Any, Any]:
+            """:func:`start`; returns carry, acting state and the packed views."""
+            carry, agents = start(carry, agents, seeds, mask)
             return carry, agents, pack(*carry[2])
 
         def advance(carry: Any, actions: Any, active: Any) -> tuple[Any, Any]:
@@ -180,18 +184,12 @@ class SMAXVectorEnv:
             mask: Any,
             options: Any,
         ) -> tuple[Any, Any, Any, Any]:
-            """Fresh episodes for ``mask [B]`` from ``seeds [B]`` (as :func:`batched_reset`,
-            skipped when the mask is empty), then the agents act on the views (see
+            """Fresh episodes for ``mask [B]`` from ``seeds [B]`` (:func:`start`, skipped
+            when the mask is empty), then the agents act on the views (see
             :meth:`load_agents`) and the ``active [B]`` envs step. Returns carry, acting
             state, exploration counter, and packed actions, views before and after, flags."""
-            carry, agents, _ = jax.lax.cond(
-                jnp.any(mask),
-                batched_reset,
-                lambda c, g, s, m: (c, g, pack(*c[2])),
-                carry,
-                agents,
-                seeds,
-                mask,
+            carry, agents = jax.lax.cond(
+                jnp.any(mask), start, lambda c, g, s, m: (c, g), carry, agents, seeds, mask
             )
             before = carry[2]
             obs, _, avail = before
@@ -216,7 +214,7 @@ class SMAXVectorEnv:
         # for reward, terminated, truncated, won
         self._shapes = [(b, n, info.obs_dim), (b, info.state_dim), (b, n, info.n_actions)]
         self._shapes += [(b,)] * 4
-        self._pieces: dict[tuple[int, bool], list[tuple[int, int, tuple[int, ...]]]] = {}
+        self._pieces: dict[tuple[int, bool], list[tuple[int, int, tuple[int, ...], type]]] = {}
         # A placeholder carry of the right shapes (traced, not compiled), then env i starts
         # from seed i so the arrays are defined before the runner's first reset.
         shapes = jax.eval_shape(jax.vmap(reset_one), jnp.zeros(num_envs, dtype=jnp.uint32))
@@ -258,22 +256,22 @@ class SMAXVectorEnv:
         views before the step (obs, state, avail). Bools come back from float32 0/1."""
         flat = np.array(packed)  # one copy: JAX's own host buffer is read-only
         pieces = self._pieces.get((count, acting))
-        if pieces is None:  # (start, end, shape) of each array, computed once per layout
+        if pieces is None:  # (start, end, shape, dtype) of each array, computed once per layout
+            views = [np.float32, np.float32, np.bool_]  # obs, state, avail
+            dtypes = (views + [np.float32] + [np.bool_] * 3)[:count]  # then reward, 3 flags
             shapes = self._shapes[:count]
-            if acting:
+            if acting:  # actions and the views before the step come first
+                dtypes = [np.int64, *views, *dtypes]
                 shapes = [(self.num_envs, self._info.n_agents), *self._shapes[:3], *shapes]
             ends = np.cumsum([math.prod(shape) for shape in shapes]).tolist()
-            pieces = list(zip([0, *ends[:-1]], ends, shapes, strict=True))
+            pieces = list(zip([0, *ends[:-1]], ends, shapes, dtypes, strict=True))
             self._pieces[count, acting] = pieces
-        parts = [flat[start:end].reshape(shape) for start, end, shape in pieces]
-        out: list[np.ndarray] = []
-        if acting:
-            out.append(parts.pop(0).astype(np.int64))
-            obs, state, avail = parts[:3]
-            out += [obs, state, avail > 0.5]
-            parts = parts[3:]
-        bools = (2, 4, 5, 6)  # avail, terminated, truncated, won
-        return out + [x > 0.5 if i in bools else x for i, x in enumerate(parts)]
+        return [
+            flat[start:end].reshape(shape) > 0.5
+            if dtype is np.bool_
+            else flat[start:end].reshape(shape).astype(dtype, copy=False)
+            for start, end, shape, dtype in pieces
+        ]
 
     def observations(self) -> np.ndarray:
         """Per-agent observations, ``[B, N, O]`` float32."""
@@ -313,7 +311,8 @@ class SMAXVectorEnv:
 
         Called before each collection call with the current weights. The acting state
         (hidden state and previous action of each env's episode in flight) carries over from
-        the last call and is zeroed by :meth:`reset`; ``seed`` restarts the exploration key.
+        the last call and is zeroed when an episode starts; ``seed`` restarts the exploration
+        key.
         """
         import jax.numpy as jnp
 
