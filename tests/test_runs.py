@@ -12,12 +12,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
 import qmix
 from qmix.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from qmix.trainer import train
+from qmix.envs.registry import make_vector_env
+from qmix.runner import EpisodeRunner
+from qmix.trainer import evaluate_greedy, train
 
 ROOT = Path(__file__).resolve().parents[1]
 # two-step game: 2-step episodes, so a few thousand steps hold many checkpoints and updates
@@ -39,8 +42,8 @@ def _rows(run_dir: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _networks(run_dir: Path) -> dict[str, dict[str, torch.Tensor]]:
-    return load_checkpoint(run_dir / "checkpoint.pt")["learner"]["networks"]
+def _networks(run_dir: Path, name: str = "checkpoint.pt") -> dict[str, dict[str, torch.Tensor]]:
+    return load_checkpoint(run_dir / name)["learner"]["networks"]
 
 
 def test_sigkilled_run_resumes_to_the_same_metrics_and_weights(tmp_path: Path) -> None:
@@ -71,10 +74,11 @@ def test_sigkilled_run_resumes_to_the_same_metrics_and_weights(tmp_path: Path) -
     resumed = _cli("train", "--resume", str(killed), "--quiet", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert _rows(killed) == _rows(reference)
-    ours, theirs = _networks(killed), _networks(reference)
-    for name, state in theirs.items():
-        for key, tensor in state.items():
-            assert torch.equal(ours[name][key], tensor), f"{name}.{key} differs"
+    for weights in ("checkpoint.pt", "model_best.pt"):
+        ours, theirs = _networks(killed, weights), _networks(reference, weights)
+        for name, state in theirs.items():
+            for key, tensor in state.items():
+                assert torch.equal(ours[name][key], tensor), f"{weights}: {name}.{key} differs"
     meta = json.loads((killed / "metadata.json").read_text())
     assert meta["resumed"][0]["from_env_steps"] == stopped_at
 
@@ -169,6 +173,33 @@ def test_load_and_evaluate(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert "2 greedy episodes: return 8.000" in out.stdout
     assert heatmap.stat().st_size > 10_000
+
+
+def test_best_model_holds_the_networks_of_the_first_best_test(tmp_path: Path) -> None:
+    cfg = qmix.make_config(
+        "qmix", "climbing", ["total_env_steps=1500", "test_interval_env_steps=100", "seed=2"]
+    )
+    train(cfg, run_dir=tmp_path, progress=False)
+    tests = [row for row in _rows(tmp_path) if "test_return" in row]
+    scores = [row["test_return"] for row in tests]
+    first_best = scores.index(max(scores))
+    saved = load_checkpoint(tmp_path / "model_best.pt")["best"]
+    assert saved == {"env_steps": tests[first_best]["env_steps"], "score": max(scores)}
+    # the saved networks replay that test exactly: same greedy episodes, same return
+    best = qmix.load(tmp_path, best=True)
+    runner = EpisodeRunner(make_vector_env(cfg.env, cfg.env_args, 1), best.learner.controller)
+    replay = evaluate_greedy(runner, cfg, cfg.test_episodes, first_best * cfg.test_episodes)
+    assert float(np.mean(replay.returns)) == pytest.approx(max(scores))
+    out = _cli("eval", str(tmp_path), "--best", "--episodes", "3", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "(best test): 3 greedy episodes" in out.stdout
+
+
+def test_best_model_is_a_clear_error_before_any_test(tmp_path: Path) -> None:
+    cfg = qmix.make_config("qmix", "two_step", ["total_env_steps=200", "test_episodes=0"])
+    train(cfg, run_dir=tmp_path, progress=False)
+    with pytest.raises(CheckpointError, match=r"no model_best\.pt"):
+        qmix.load(tmp_path, best=True)
 
 
 def test_load_of_a_non_run_directory_is_a_clear_error(tmp_path: Path) -> None:

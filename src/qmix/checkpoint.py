@@ -22,6 +22,7 @@ from qmix.files import atomic_write
 
 CHECKPOINT_NAME = "checkpoint.pt"  # the full training state, for resuming
 MODEL_NAME = "model.pt"  # the final networks only, for evaluation
+BEST_MODEL_NAME = "model_best.pt"  # the networks of the best greedy test so far
 FORMAT_VERSION = 1
 
 

@@ -55,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("run_dir", help="a run directory")
     ev.add_argument("--episodes", type=int, default=32, help="greedy episodes (default 32)")
+    ev.add_argument(
+        "--best", action="store_true", help="the networks of the best test (model_best.pt)"
+    )
     ev.add_argument("--render", metavar="OUT.gif", help="write an animated GIF of one episode")
     ev.add_argument("--heatmap", metavar="OUT.png", help="matrix games: Q_tot heatmaps")
     plot = sub.add_parser(
@@ -214,9 +217,9 @@ def _train_seeds(
 def _eval(args: argparse.Namespace) -> int:
     from qmix.run import load
 
-    run = load(args.run_dir)
+    run = load(args.run_dir, best=args.best)
     result = run.evaluate(episodes=args.episodes)
-    print(f"{run.run_dir}: {result.summary()}")
+    print(f"{run.run_dir}{' (best test)' if args.best else ''}: {result.summary()}")
     if args.render:
         from qmix.envs.registry import env_spec, make_env
         from qmix.render import record_episode, save_gif

@@ -122,7 +122,7 @@ def read_run_config(run_dir: Path) -> Config:
     return config_from_dict(data)
 
 
-def load(path: str | Path) -> Run:
+def load(path: str | Path, best: bool = False) -> Run:
     """Load a run directory: its config, metrics and trained networks.
 
     Uses the final ``model.pt`` when the run finished, else the latest ``checkpoint.pt``
@@ -130,18 +130,28 @@ def load(path: str | Path) -> Run:
 
     Args:
         path: a run directory (as written by ``qmix train``).
+        best: load ``model_best.pt`` instead, the networks of the run's best greedy test
+            (highest win rate where the task reports wins, else highest test return).
 
     Raises:
         ConfigError: not a run directory, or its config is invalid.
         CheckpointError: no weights, or the file is damaged.
     """
-    from qmix.checkpoint import CHECKPOINT_NAME, MODEL_NAME, CheckpointError, load_checkpoint
+    from qmix.checkpoint import (
+        BEST_MODEL_NAME,
+        CHECKPOINT_NAME,
+        MODEL_NAME,
+        CheckpointError,
+        load_checkpoint,
+    )
     from qmix.logging import read_metrics
     from qmix.trainer import build_learner
 
     run_dir = Path(path)
     cfg = read_run_config(run_dir)
-    weights = run_dir / MODEL_NAME
+    weights = run_dir / (BEST_MODEL_NAME if best else MODEL_NAME)
+    if best and not weights.exists():
+        raise CheckpointError(f"{run_dir} has no {BEST_MODEL_NAME}: the run made no test yet")
     if not weights.exists():
         weights = run_dir / CHECKPOINT_NAME
     if not weights.exists():

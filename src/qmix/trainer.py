@@ -22,6 +22,7 @@ import torch
 import yaml
 
 from qmix.checkpoint import (
+    BEST_MODEL_NAME,
     CHECKPOINT_NAME,
     MODEL_NAME,
     CheckpointError,
@@ -151,6 +152,8 @@ class LoopState:
     last_learn: dict[str, float] = field(default_factory=dict)
     last_test_return: float | None = None
     last_win_rate: float | None = None
+    best_test_score: float | None = None  # win rate where the task reports wins, else return
+    best_test_env_steps: int = 0
 
 
 def train(
@@ -253,6 +256,12 @@ def train(
             },
         )
 
+    def save_networks(name: str, **extra: Any) -> None:
+        """The networks alone (no optimiser, buffer or counters), for evaluation."""
+        networks = {"networks": learner.state_dict()["networks"]}
+        state_ = {"env_info": dataclasses.asdict(info), "learner": networks, **extra}
+        save_checkpoint(run_dir / name, state_)
+
     def store(collected: tuple[EpisodeBatch, RolloutStats]) -> None:
         batch, stats = collected
         buffer.insert(batch)
@@ -314,6 +323,12 @@ def train(
             if won:
                 row["test_win_rate"] = state.last_win_rate = float(np.mean(won))
             metrics.write(row)
+            # Keep the networks of the best test so far (as SB3's EvalCallback does): chosen
+            # on the test seed stream, so `qmix eval --best` scores them on fresh seeds.
+            score = row.get("test_win_rate", row["test_return"])
+            if state.best_test_score is None or score > state.best_test_score:
+                state.best_test_score, state.best_test_env_steps = score, state.env_steps
+                save_networks(BEST_MODEL_NAME, best={"env_steps": state.env_steps, "score": score})
 
         # ---- log ---------------------------------------------------------------------------
         if state.env_steps - state.last_log >= cfg.log_interval_env_steps or finished:
@@ -353,13 +368,7 @@ def train(
     if bar is not None:
         bar.close()
     metrics.close()
-    save_checkpoint(
-        run_dir / MODEL_NAME,
-        {
-            "env_info": dataclasses.asdict(info),
-            "learner": {"networks": learner.state_dict()["networks"]},
-        },
-    )
+    save_networks(MODEL_NAME)
     tables = None
     game = None if env_spec(cfg.env).vectorised else make_env(cfg.env, cfg.env_args)
     if isinstance(game, TabularGame):
@@ -373,6 +382,12 @@ def train(
     if progress:
         if curve is not None:
             print(f"learning curve: {curve}")
+        if state.best_test_score is not None:
+            print(
+                f"best test {'win rate' if state.last_win_rate is not None else 'return'} "
+                f"{state.best_test_score:.3f} at {state.best_test_env_steps} env steps: "
+                f"{run_dir / BEST_MODEL_NAME} (qmix eval {run_dir} --best)"
+            )
         print(f"run directory: {run_dir}")
     return Run(run_dir=run_dir, config=cfg, metrics=metrics.rows, learner=learner, tables=tables)
 
