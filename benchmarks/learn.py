@@ -25,8 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
+from qmix.checkpoint import BEST_MODEL_NAME, load_checkpoint
 from qmix.logging import read_metrics
 from qmix.plots import plot_curves
+from qmix.run import load
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,6 +43,21 @@ def run_seed(algo: str, task: str, seed: int, overrides: list[str], out: Path) -
     if proc.returncode != 0:
         raise RuntimeError(f"seed {seed} failed:\n{proc.stderr[-3000:]}")
     return {"seed": seed, "wall": wall, "rows": read_metrics(run_dir), "run_dir": run_dir}
+
+
+def evaluate_networks(run_dir: Path, episodes: int, metric: str) -> dict[str, float]:
+    """Greedy score of the final and of the best-test networks on ``episodes`` fresh episodes
+    (the evaluation seed stream, never used for training or for choosing the best networks)."""
+
+    def score(best: bool) -> float:
+        result = load(run_dir, best=best).evaluate(episodes=episodes)
+        win_rate = result.win_rate
+        return (
+            win_rate if metric == "test_win_rate" and win_rate is not None else result.mean_return
+        )
+
+    chosen = load_checkpoint(run_dir / BEST_MODEL_NAME)["best"]
+    return {"final": score(False), "best": score(True), "best_at": chosen["env_steps"]}
 
 
 def first_step_at(rows: list[dict], key: str, threshold: float) -> int | None:
@@ -61,6 +78,13 @@ def main() -> None:
     parser.add_argument("--metric", default="test_return")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "benchmarks")
     parser.add_argument(
+        "--eval-episodes",
+        type=int,
+        default=0,
+        help="after training, score the final and the best-test networks of each seed on this "
+        "many fresh greedy episodes (qmix eval [--best] --episodes N)",
+    )
+    parser.add_argument(
         "--name",
         default=None,
         help="record name under benchmarks/recorded (default <algo>_<task>; give variants "
@@ -76,6 +100,9 @@ def main() -> None:
             )
         )
     total_wall = time.perf_counter() - start
+    if args.eval_episodes:
+        for r in results:
+            r["eval"] = evaluate_networks(r["run_dir"], args.eval_episodes, args.metric)
 
     name = args.name or f"{args.algo}_{args.task}"
     lines = [
@@ -90,6 +117,7 @@ def main() -> None:
             + (["--threshold", str(args.threshold)] if args.threshold is not None else [])
             + (["--metric", args.metric] if args.metric != "test_return" else [])
             + (["--name", args.name] if args.name else [])
+            + (["--eval-episodes", str(args.eval_episodes)] if args.eval_episodes else [])
         ),
         "```",
         "",
@@ -97,8 +125,17 @@ def main() -> None:
         "",
         f"| seed | final {args.metric} | best | env steps | "
         + (f"first step at >= {args.threshold} | " if args.threshold is not None else "")
+        + (
+            f"final networks, {args.eval_episodes} episodes | best-test networks (step), "
+            f"{args.eval_episodes} episodes | "
+            if args.eval_episodes
+            else ""
+        )
         + "wall time (s) |",
-        "|---|---|---|---|" + ("---|" if args.threshold is not None else "") + "---|",
+        "|---|---|---|---|"
+        + ("---|" if args.threshold is not None else "")
+        + ("---|---|" if args.eval_episodes else "")
+        + "---|",
     ]
     finals = []
     for r in results:
@@ -109,12 +146,27 @@ def main() -> None:
         if args.threshold is not None:
             hit = first_step_at(r["rows"], args.metric, args.threshold)
             cells.append(f"{hit:,}" if hit is not None else "not reached")
+        if args.eval_episodes:
+            ev = r["eval"]
+            cells += [f"{ev['final']:.3f}", f"{ev['best']:.3f} ({ev['best_at']:,})"]
         cells.append(f"{r['wall']:.0f}")
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
         f"Mean final {args.metric} over {len(finals)} seeds: **{np.mean(finals):.3f}** "
         f"(min {np.min(finals):.3f}); total wall time {total_wall:.0f} s.",
+    ]
+    if args.eval_episodes:
+        final_nets = [r["eval"]["final"] for r in results]
+        best_nets = [r["eval"]["best"] for r in results]
+        lines += [
+            "",
+            f"Over {args.eval_episodes} fresh greedy episodes per seed (evaluation seeds, never "
+            f"used in training or to choose the best networks): final networks "
+            f"**{np.mean(final_nets):.3f}**, best-test networks **{np.mean(best_nets):.3f}** "
+            f"(mean of {len(results)} seeds).",
+        ]
+    lines += [
         "",
         f"![curves]({name}.png)",
     ]
@@ -137,6 +189,9 @@ def main() -> None:
         metric=args.metric,
     )
     (out_dir / f"{name}.json").write_text(json.dumps({str(r["seed"]): r["rows"] for r in results}))
+    if args.eval_episodes:
+        evals = {str(r["seed"]): r["eval"] for r in results}
+        (out_dir / f"{name}_eval.json").write_text(json.dumps(evals, indent=1))
     print("\n".join(lines[:-8]))
 
 
