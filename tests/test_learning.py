@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -92,6 +93,7 @@ def test_same_seed_same_run(tmp_path: Path) -> None:
         "epsilon_finish": 0.1,
         "epsilon_anneal_env_steps": 400,
         "test_interval_env_steps": 200,
+        "device": os.environ.get("QMIX_TEST_DEVICE", "cpu"),  # see tests/test_runs.py
     }
     a = _train("qmix", "two_step", tmp_path / "a", **overrides)
     b = _train("qmix", "two_step", tmp_path / "b", **overrides)

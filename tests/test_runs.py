@@ -25,6 +25,8 @@ from qmix.trainer import evaluate_greedy, train
 ROOT = Path(__file__).resolve().parents[1]
 # two-step game: 2-step episodes, so a few thousand steps hold many checkpoints and updates
 SMALL = ["total_env_steps=6000", "checkpoint_interval_env_steps=500", "test_interval_env_steps=500"]
+# QMIX_TEST_DEVICE=cuda runs these runs' learners on a GPU (a check for machines that have one)
+SMALL.append(f"device={os.environ.get('QMIX_TEST_DEVICE', 'cpu')}")
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

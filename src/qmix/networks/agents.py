@@ -25,6 +25,9 @@ class _RNNCore(nn.Module):
     def forward(self, x: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # x [B', T, I], h [B', H]
         z = torch.relu(self.fc1(x))  # [B', T, H]
+        # A deep copy (the target network) leaves cuDNN's weights in separate chunks, which it
+        # would compact at every call, with a warning (seen on an H200); a no-op on the CPU.
+        self.rnn.flatten_parameters()
         out, h_last = self.rnn(z, h.unsqueeze(0).contiguous())  # [B', T, H], [1, B', H]
         return self.fc2(out), h_last.squeeze(0)  # [B', T, A], [B', H]
 
