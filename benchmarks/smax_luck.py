@@ -22,19 +22,18 @@ import numpy as np
 import torch
 
 from qmix.envs.registry import make_vector_env
-from qmix.run import load
+from qmix.run import Run, load
 from qmix.trainer import EVAL_STREAM, episode_seeds
 
 
-def replay_wins(run_dir: str, best: bool, starts: int, replays: int) -> np.ndarray:
+def replay_wins(run: Run, starts: int, replays: int) -> np.ndarray:
     """``[starts, replays]`` bool: battle won, for each start and each replay of it."""
     import jax
     import jax.numpy as jnp
 
-    run = load(run_dir, best=best)
     cfg = run.config
     if cfg.env != "smax":
-        raise SystemExit(f"{run_dir} is a {cfg.env} run; this script replays SMAX battles")
+        raise SystemExit(f"{run.run_dir} is a {cfg.env} run; this script replays SMAX battles")
     envs = make_vector_env(cfg.env, cfg.env_args, 1)
     env: Any = envs._env  # type: ignore[attr-defined]  # JaxMARL's HeuristicEnemySMAX
     agents = list(env.agents)
@@ -92,8 +91,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    wins = replay_wins(args.run_dir, args.best, args.starts, args.replays)  # [starts, replays]
-    evaluated = load(args.run_dir, best=args.best).evaluate(episodes=args.starts).wins
+    run = load(args.run_dir, best=args.best)
+    wins = replay_wins(run, args.starts, args.replays)  # [starts, replays]
+    evaluated = run.evaluate(episodes=args.starts).wins
     if list(wins[:, 0]) != evaluated:  # the replays start from the battles qmix eval plays
         raise SystemExit("replay 0 differs from qmix eval's battles: the replay is not faithful")
     per_start = wins.mean(axis=1)  # [starts]
