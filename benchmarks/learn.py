@@ -187,6 +187,7 @@ def main() -> None:
         out_dir / f"{name}.png",
         f"{args.algo} on {args.task} ({len(results)} seeds)",
         metric=args.metric,
+        with_mean=True,
     )
     (out_dir / f"{name}.json").write_text(json.dumps({str(r["seed"]): r["rows"] for r in results}))
     if args.eval_episodes:

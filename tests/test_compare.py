@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -328,3 +329,60 @@ def test_plot_writes_a_png_for_a_single_seed(tmp_path: Path) -> None:
 def test_importing_compare_does_not_import_matplotlib() -> None:
     code = "import sys, qmix.compare; assert 'matplotlib' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+# ---- the seed mean in benchmarks/learn.py's plot ------------------------------------------
+
+
+def test_seed_mean_curve_interpolates_seeds_onto_their_common_range() -> None:
+    from qmix.plots import seed_mean_curve
+
+    train = {"env_steps": 50, "train_return": 9.0}  # no test metric: skipped
+    seed_a = [
+        train,
+        {"env_steps": 100, "test_win_rate": 0.0},
+        {"env_steps": 300, "test_win_rate": 1.0},
+    ]
+    seed_b = [{"env_steps": 200, "test_win_rate": 0.5}, {"env_steps": 400, "test_win_rate": 0.5}]
+    grid, mean = seed_mean_curve([seed_a, seed_b], "test_win_rate")
+    # Common range [200, 300]; seed a is 0.5 at 200 (interpolated) and 1.0 at 300.
+    np.testing.assert_array_equal(grid, [200.0, 300.0])
+    np.testing.assert_allclose(mean, [0.5, 0.75])
+
+
+def test_seed_mean_curve_keeps_the_later_row_at_a_repeated_step() -> None:
+    from qmix.plots import seed_mean_curve
+
+    rows = [
+        {"env_steps": 10, "test_return": 1.0},
+        {"env_steps": 20, "test_return": 2.0},
+        {"env_steps": 20, "test_return": 4.0},
+    ]
+    grid, mean = seed_mean_curve([rows, rows])
+    np.testing.assert_array_equal(grid, [10.0, 20.0])
+    np.testing.assert_allclose(mean, [1.0, 4.0])
+
+
+def test_learn_plot_with_mean_draws_one_more_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import matplotlib.axes
+
+    from qmix.plots import plot_curves
+
+    drawn: list[str] = []
+    original = matplotlib.axes.Axes.plot
+
+    def record(self: matplotlib.axes.Axes, *args: Any, **kwargs: Any) -> Any:
+        drawn.append(str(kwargs.get("label")))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", record)
+    seeds = [[{"env_steps": s, "test_win_rate": v} for s, v in ((100, 0.2), (200, 0.6))]] * 3
+    runs = [(f"seed {i}", rows) for i, rows in enumerate(seeds)]
+    plot_curves(runs, tmp_path / "a.png", metric="test_win_rate")
+    assert drawn == ["seed 0", "seed 1", "seed 2"]
+    drawn.clear()
+    plot_curves(runs, tmp_path / "b.png", metric="test_win_rate", with_mean=True)
+    assert drawn == ["seed 0", "seed 1", "seed 2", "mean of 3"]
+    assert (tmp_path / "b.png").stat().st_size > 0

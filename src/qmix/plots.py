@@ -6,17 +6,50 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from qmix.compare import align_curves
+
+
+def seed_mean_curve(
+    runs: Sequence[list[dict[str, Any]]], metric: str = "test_return"
+) -> tuple[np.ndarray, np.ndarray]:
+    """The mean over seeds of ``metric``, each seed's evaluations interpolated onto one grid.
+
+    Seeds evaluate at slightly different env steps; :func:`qmix.compare.align_curves` puts them
+    on the union of their steps inside the range all of them cover. A later row at the same env
+    step replaces an earlier one.
+
+    Args:
+        runs: one list of metric rows per seed (rows without ``metric`` are skipped).
+
+    Returns:
+        ``(grid [G], mean [G])``.
+
+    Raises:
+        ValueError: a seed has no ``metric`` row, or the seeds share no range of env steps.
+    """
+    curves = []
+    for rows in runs:
+        by_step = {float(r["env_steps"]): float(r[metric]) for r in rows if metric in r}
+        steps = np.array(sorted(by_step))  # [M]
+        curves.append((steps, np.array([by_step[x] for x in steps])))
+    grid, values = align_curves(curves)  # [G], [K, G]
+    return grid, values.mean(axis=0)
+
 
 def plot_curves(
     runs: Sequence[tuple[str, list[dict[str, Any]]]],
     path: Path,
     title: str = "",
     metric: str = "test_return",
+    with_mean: bool = False,
 ) -> Path:
     """Draw ``metric`` against env steps for each ``(label, rows)`` and save a PNG.
 
     Training return (epsilon-greedy, last 100 episodes) is drawn thin and dashed behind the
-    greedy test metric, so the two are never confused.
+    greedy test metric, so the two are never confused. ``with_mean`` adds the mean over the
+    runs (:func:`seed_mean_curve`) as a thick black line, when there are at least two.
     """
     import matplotlib
 
@@ -34,6 +67,9 @@ def plot_curves(
         if test:
             xs, ys = zip(*test, strict=True)
             ax.plot(xs, ys, color=colour, lw=1.8, label=label)
+    if with_mean and len(runs) > 1:
+        grid, mean = seed_mean_curve([rows for _, rows in runs], metric)
+        ax.plot(grid, mean, color="black", lw=2.4, label=f"mean of {len(runs)}")
     ax.set_xlabel("environment steps")
     ax.set_ylabel(
         "team return per episode" if metric == "test_return" else metric.replace("_", " ")
