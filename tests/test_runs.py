@@ -45,6 +45,18 @@ def _networks(run_dir: Path, name: str = "checkpoint.pt") -> dict[str, dict[str,
     return load_checkpoint(run_dir / name)["learner"]["networks"]
 
 
+def _differing(
+    ours: dict[str, dict[str, torch.Tensor]], theirs: dict[str, dict[str, torch.Tensor]]
+) -> list[str]:
+    """The ``network.tensor`` names whose values are not bit-for-bit equal."""
+    return [
+        f"{name}.{key}"
+        for name, state in theirs.items()
+        for key, tensor in state.items()
+        if not torch.equal(ours[name][key], tensor)
+    ]
+
+
 def test_sigkilled_run_resumes_to_the_same_metrics_and_weights(tmp_path: Path) -> None:
     reference = tmp_path / "reference"
     cfg = qmix.make_config("qmix", "two_step", SMALL)
@@ -74,10 +86,7 @@ def test_sigkilled_run_resumes_to_the_same_metrics_and_weights(tmp_path: Path) -
     assert resumed.returncode == 0, resumed.stderr
     assert _rows(killed) == _rows(reference)
     for weights in ("checkpoint.pt", "model_best.pt"):
-        ours, theirs = _networks(killed, weights), _networks(reference, weights)
-        for name, state in theirs.items():
-            for key, tensor in state.items():
-                assert torch.equal(ours[name][key], tensor), f"{weights}: {name}.{key} differs"
+        assert _differing(_networks(killed, weights), _networks(reference, weights)) == [], weights
     meta = json.loads((killed / "metadata.json").read_text())
     assert meta["resumed"][0]["from_env_steps"] == stopped_at
 
@@ -190,14 +199,9 @@ def test_best_model_holds_the_networks_of_the_first_best_test(tmp_path: Path) ->
     train(short, run_dir=tmp_path / "short", progress=False)
     best, at_best = _networks(tmp_path / "long", "model_best.pt"), _networks(tmp_path / "short")
     final = _networks(tmp_path / "long", "model.pt")
-    for name, state in best.items():
-        for key, tensor in state.items():
-            assert torch.equal(tensor, at_best[name][key]), f"{name}.{key} differs"
-    assert any(  # training went on after the best test, so the check above can fail
-        not torch.equal(tensor, final[name][key])
-        for name, state in best.items()
-        for key, tensor in state.items()
-    )
+    assert _differing(best, at_best) == []
+    # training went on after the best test, so the check above can fail
+    assert _differing(best, final) != []
     out = _cli("eval", str(tmp_path / "long"), "--best", "--episodes", "3", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "(best test): 3 greedy episodes" in out.stdout

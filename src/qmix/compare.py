@@ -211,26 +211,42 @@ def group_runs(runs: Sequence[RunRecord]) -> dict[tuple[str, str], list[RunRecor
 
 
 def metric_curve(run: RunRecord, metric: str) -> tuple[np.ndarray, np.ndarray]:
-    """The evaluations of ``metric`` in one run, sorted by env steps.
+    """The evaluations of ``metric`` in one run, sorted by env steps (:func:`rows_curve`).
+
+    Raises:
+        ValueError: the run has no row with ``metric``.
+    """
+    return rows_curve(run.rows, metric, source=str(run.run_dir))
+
+
+def rows_curve(
+    rows: Sequence[Mapping[str, Any]], metric: str, source: str = "the run"
+) -> tuple[np.ndarray, np.ndarray]:
+    """The evaluations of ``metric`` in metric rows, sorted by env steps.
 
     Rows without the metric (train rows for a test metric) or with a null value are skipped. If
     two rows share an env step (e.g. a resumed run), the later row wins.
+
+    Args:
+        rows: metric rows as in ``metrics.jsonl``.
+        metric: e.g. ``"test_return"``.
+        source: what the rows came from, for the error message.
 
     Returns:
         ``(steps [M], values [M])``, steps strictly increasing.
 
     Raises:
-        ValueError: the run has no row with ``metric``.
+        ValueError: no row has ``metric``.
     """
     by_step: dict[float, float] = {}
-    for row in run.rows:
+    for row in rows:
         value = row.get(metric)
         if isinstance(value, (int, float)) and not isinstance(value, bool) and "env_steps" in row:
             by_step[float(row["env_steps"])] = float(value)
     if not by_step:
-        present = sorted({k for row in run.rows for k in row if k != "env_steps"})
+        present = sorted({k for row in rows for k in row if k != "env_steps"})
         raise ValueError(
-            f"{run.run_dir} has no rows with {metric!r} (it has: {', '.join(present) or 'none'})"
+            f"{source} has no rows with {metric!r} (it has: {', '.join(present) or 'none'})"
             f"; choose another --metric or leave this run out"
         )
     steps = np.array(sorted(by_step))

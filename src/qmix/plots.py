@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from qmix.compare import align_curves
+from qmix.compare import align_curves, rows_curve
 
 
 def seed_mean_curve(
@@ -16,9 +16,10 @@ def seed_mean_curve(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The mean over seeds of ``metric``, each seed's evaluations interpolated onto one grid.
 
-    Seeds evaluate at slightly different env steps; :func:`qmix.compare.align_curves` puts them
-    on the union of their steps inside the range all of them cover. A later row at the same env
-    step replaces an earlier one.
+    Each seed's curve is :func:`qmix.compare.rows_curve` (a later row at the same env step
+    replaces an earlier one); seeds evaluate at slightly different env steps, and
+    :func:`qmix.compare.align_curves` puts them on the union of their steps inside the range all
+    of them cover.
 
     Args:
         runs: one list of metric rows per seed (rows without ``metric`` are skipped).
@@ -29,11 +30,7 @@ def seed_mean_curve(
     Raises:
         ValueError: a seed has no ``metric`` row, or the seeds share no range of env steps.
     """
-    curves = []
-    for rows in runs:
-        by_step = {float(r["env_steps"]): float(r[metric]) for r in rows if metric in r}
-        steps = np.array(sorted(by_step))  # [M]
-        curves.append((steps, np.array([by_step[x] for x in steps])))
+    curves = [rows_curve(rows, metric, source=f"run {i}") for i, rows in enumerate(runs)]
     grid, values = align_curves(curves)  # [G], [K, G]
     return grid, values.mean(axis=0)
 
