@@ -44,6 +44,13 @@ def _runner(act_in_env: bool, recurrent: bool = True) -> EpisodeRunner:
     envs = _ENVS.get(act_in_env)
     if envs is None:
         envs = _ENVS[act_in_env] = make_smax("3m", num_envs=3)
+    return _fresh_agents(envs, act_in_env, recurrent)
+
+
+def _fresh_agents(
+    envs: VectorEnv, act_in_env: bool = True, recurrent: bool = True
+) -> EpisodeRunner:
+    """A runner on ``envs`` with a fresh agent, the same initial weights every time."""
     info = envs.env_info()
     torch.manual_seed(1)
     dim = agent_input_dim(info.obs_dim, info.n_actions, info.n_agents, True, True)
@@ -76,6 +83,57 @@ def test_carried_over_episodes_keep_their_acting_state() -> None:
     assert len(got) >= 4 and sorted(got) == list(range(100, 100 + len(got)))
     reference, _ = alone.run(got, 0.0)  # each seed alone, in the same order
     assert torch.equal(collected, reference.actions)
+
+
+def test_several_steps_per_call_play_as_one_step_per_call() -> None:
+    """SMAX playing 32 steps per compiled call gives exactly what one step per call gives:
+    episodes, seeds, returns, infos and exploration, through collect's stopping point,
+    carry-over, an evaluation between collections (seeds read ahead are kept) and drains, with
+    short episodes (limit 12) so that an env starts several episodes within one call."""
+
+    def play(steps: int) -> tuple[list[tuple[torch.Tensor, ...]], list[object], EpisodeRunner]:
+        envs = SMAXVectorEnv("3m", num_envs=2, steps_per_call=steps, max_steps=12)
+        runner = _fresh_agents(envs)
+        gen = torch.Generator().manual_seed(3)
+        seeds = iter(range(500, 10**6))
+        calls = [
+            lambda: runner.collect(3, seeds, 0.5, gen),
+            lambda: runner.collect(2, seeds, 0.5, gen),
+            lambda: runner.drain(0.5, gen),
+            lambda: runner.run(list(range(7, 15)), 0.0),
+            lambda: runner.collect(3, seeds, 0.5, gen),
+            lambda: runner.drain(0.5, gen),
+        ]
+        batches, stats = [], []
+        for call in calls:
+            batch, stat = call()
+            batches.append(tuple(getattr(batch, name) for name in _FIELDS))
+            stats.append((stat.returns, stat.lengths, stat.infos, stat.seeds))
+        return batches, stats, runner
+
+    one, one_stats, _ = play(1)
+    many, many_stats, runner = play(32)
+    assert many_stats == one_stats
+    for ours, theirs in zip(many, one, strict=True):
+        for name, x, y in zip(_FIELDS, ours, theirs, strict=True):
+            assert torch.equal(x, y), name
+    train_seeds = [seed for i in (0, 1, 2, 4, 5) for seed in one_stats[i][3]]
+    assert sorted(train_seeds) == list(range(500, 500 + len(train_seeds)))  # none skipped
+    assert 12 in [length for stat in one_stats for length in stat[1]]  # the limit was hit
+    assert runner._pool["obs"].shape[0] > 4  # an env started 3 episodes in one call
+    assert runner.in_flight == 0
+
+
+_FIELDS = (
+    "obs",
+    "state",
+    "avail_actions",
+    "actions",
+    "reward",
+    "filled",
+    "terminated",
+    "truncated",
+)
 
 
 def test_exploration_picks_available_actions_and_follows_the_generator() -> None:
@@ -111,10 +169,12 @@ def test_half_exploration_mixes_greedy_and_random_actions() -> None:
 
 def test_acting_needs_loaded_agents_and_full_masks() -> None:
     envs = SMAXVectorEnv("3m", num_envs=2)
-    everyone = np.ones(2, bool)
+    idle, start = np.zeros(2, bool), np.zeros(2, np.int64)
     with pytest.raises(RuntimeError, match="load_agents"):
-        envs.reset_act_step([0, 1], everyone, 0.0, everyone)
+        envs.play([0, 1], 2, 0.0, idle, start)
     runner = _runner(True)
     envs.load_agents(runner.controller.agent_weights(), 0)
-    with pytest.raises(ValueError, match="expected 2 seeds"):
-        envs.reset_act_step([0, 1], np.ones(3, bool), 0.0, everyone)
+    with pytest.raises(ValueError, match="active and t of shape"):
+        envs.play([0, 1], 2, 0.0, np.zeros(3, bool), start)
+    with pytest.raises(ValueError, match="steps_per_call"):
+        SMAXVectorEnv("3m", num_envs=2, steps_per_call=0)

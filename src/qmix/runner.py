@@ -19,7 +19,7 @@ limit, ordered by when they started, with ``filled`` as the mask.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,11 +27,12 @@ import numpy as np
 import torch
 
 from qmix.data.episode_batch import EpisodeBatch
-from qmix.envs.base import AgentActingVectorEnv, VectorEnv, VectorStep
+from qmix.envs.base import AgentActingVectorEnv, PlayedSteps, VectorEnv, episode_ends
 from qmix.policy.controller import AgentController
 
-# a finished episode: (start number, reset seed, arrays padded to the limit, final info)
-_Finished = tuple[int, int, dict[str, np.ndarray], dict[str, Any]]
+# finished episodes of one record call: start numbers [E], reset seeds [E], arrays padded to
+# the limit ([E, ...] each) and final infos
+_Finished = tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], list[dict[str, Any]]]
 
 
 @dataclass
@@ -49,6 +50,32 @@ class RolloutStats:
         return int(sum(self.lengths))
 
 
+class SeedQueue:
+    """The reset seeds an iterator has yet to give, read ahead as far as asked.
+
+    A simulator that plays several steps per call is handed the next seeds before it is known
+    how many episodes will start; the ones it does not use stay here for the next call.
+    """
+
+    def __init__(self, source: Iterator[int]) -> None:
+        self.source = source
+        self._ahead: list[int] = []
+
+    def peek(self, n: int) -> list[int]:
+        """The next ``n`` seeds (fewer when the iterator ends), without using them."""
+        while len(self._ahead) < n:
+            seed = next(self.source, None)
+            if seed is None:
+                break
+            self._ahead.append(int(seed))
+        return self._ahead[:n]
+
+    def take(self, n: int) -> list[int]:
+        """Use the next ``n`` seeds (peeked before)."""
+        taken, self._ahead = self._ahead[:n], self._ahead[n:]
+        return taken
+
+
 class EpisodeRunner:
     """Plays episodes on a :class:`VectorEnv` with decentralised epsilon-greedy agents.
 
@@ -57,8 +84,8 @@ class EpisodeRunner:
         controller: acts for every agent of every environment.
         act_in_env: when ``envs`` can run the agents' acting step itself
             (:class:`~qmix.envs.base.AgentActingVectorEnv`, e.g. SMAX), let it: the
-            controller's weights are handed over once per call and each step is one call into
-            the simulator. ``False`` always acts through the controller.
+            controller's weights are handed over once per call and each call into the
+            simulator plays several steps. ``False`` always acts through the controller.
     """
 
     def __init__(
@@ -69,28 +96,30 @@ class EpisodeRunner:
         self.acting_env = envs if act_in_env and isinstance(envs, AgentActingVectorEnv) else None
         self.info = info = envs.env_info()
         b, limit, n = envs.num_envs, info.episode_limit, info.n_agents
-        # the episode in flight in each environment, padded to the limit (numpy: cheaper
-        # fancy indexing than torch; wrapped zero-copy when a batch is returned)
-        self._stage: dict[str, np.ndarray] = {
-            "obs": np.zeros((b, limit + 1, n, info.obs_dim), np.float32),
-            "state": np.zeros((b, limit + 1, info.state_dim), np.float32),
-            "avail_actions": np.zeros((b, limit + 1, n, info.n_actions), bool),
-            "actions": np.zeros((b, limit, n), np.int64),
-            "reward": np.zeros((b, limit), np.float32),
-            "terminated": np.zeros((b, limit), bool),
-            "truncated": np.zeros((b, limit), bool),
-            "filled": np.zeros((b, limit), bool),
+        # Episodes in flight, padded to the limit, one row of this pool each (numpy: cheaper
+        # fancy indexing than torch). B rows suffice for one step per call; a simulator playing
+        # several steps per call may start more episodes in an env before the call's finished
+        # ones are copied out, and the pool grows when it needs to.
+        rows = 2 * b if self.acting_env is not None else b
+        self._pool: dict[str, np.ndarray] = {
+            "obs": np.zeros((rows, limit + 1, n, info.obs_dim), np.float32),
+            "state": np.zeros((rows, limit + 1, info.state_dim), np.float32),
+            "avail_actions": np.zeros((rows, limit + 1, n, info.n_actions), bool),
+            "actions": np.zeros((rows, limit, n), np.int64),
+            "reward": np.zeros((rows, limit), np.float32),
+            "terminated": np.zeros((rows, limit), bool),
+            "truncated": np.zeros((rows, limit), bool),
+            "filled": np.zeros((rows, limit), bool),
         }
-        # the same buffers with (env, slot) merged into one axis: [B * (T+1), ...] and
-        # [B * T, ...] views, written with one index array per step (cheaper than two)
-        self._flat = {
-            name: array.reshape(-1, *array.shape[2:]) for name, array in self._stage.items()
-        }
+        self._flat = self._flat_views()
+        self._free = list(range(rows))  # pool rows holding no episode (all zeros)
+        self._order = np.zeros(rows, np.int64)  # [rows] start number of each row's episode
+        self._seed = np.zeros(rows, np.int64)  # [rows] reset seed of each row's episode
+        self._row = np.full(b, -1, np.int64)  # [B] pool row of each env's episode in flight
         self._t = np.zeros(b, np.int64)  # [B] step within each environment's episode
         self._active = np.zeros(b, bool)  # [B] an episode is in flight
-        self._order = np.zeros(b, np.int64)  # [B] start number of each episode in flight
-        self._seed = np.zeros(b, np.int64)  # [B] reset seed of each episode in flight
         self._started = 0  # episodes started by this runner, numbering them in start order
+        self._train_seeds: SeedQueue | None = None  # collect's seeds, read ahead
 
     @property
     def in_flight(self) -> int:
@@ -117,7 +146,7 @@ class EpisodeRunner:
             raise RuntimeError(
                 f"{self.in_flight} collected episodes are still running: call drain() first"
             )
-        return self._play(iter(seeds), None, epsilon, generator)
+        return self._play(SeedQueue(iter(seeds)), None, epsilon, generator)
 
     def collect(
         self,
@@ -133,94 +162,70 @@ class EpisodeRunner:
 
         Args:
             count: episodes to finish (more when several finish on the last step).
-            seeds: reset seeds of the episodes to start, consumed in order across calls.
+            seeds: reset seeds of the episodes to start, consumed in order across calls
+                (pass the same iterator each call: seeds read ahead and not yet used are
+                kept for the next call with it).
             epsilon: exploration rate.
             generator: RNG for exploration draws.
         """
-        return self._play(seeds, count, epsilon, generator)
+        if self._train_seeds is None or self._train_seeds.source is not seeds:
+            self._train_seeds = SeedQueue(seeds)
+        return self._play(self._train_seeds, count, epsilon, generator)
 
     def drain(
         self, epsilon: float, generator: torch.Generator | None = None
     ) -> tuple[EpisodeBatch, RolloutStats]:
         """Finish the episodes :meth:`collect` left running, starting none (may return none)."""
-        return self._play(iter(()), None, epsilon, generator)
+        return self._play(SeedQueue(iter(())), None, epsilon, generator)
 
     # -- the loop ----------------------------------------------------------------------------
     def _play(
         self,
-        seeds: Iterator[int],
+        seeds: SeedQueue,
         count: int | None,
         epsilon: float,
         generator: torch.Generator | None,
     ) -> tuple[EpisodeBatch, RolloutStats]:
         """Step until ``count`` episodes finished (``None``: until every episode finished),
         starting an episode from ``seeds`` in every idle environment while seeds last."""
-        stage, t, active, limit = self._stage, self._t, self._active, self.info.episode_limit
-        flat = self._flat
-        done_rows: list[_Finished] = []
+        finished: list[_Finished] = []
+        ended = 0
         if self.acting_env is not None:
             # one draw from the training RNG seeds this call's exploration in the simulator
             seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator)) if epsilon else 0
             self.acting_env.load_agents(self.controller.agent_weights(), seed)
-        elif not active.any():
+        elif not self._active.any():
             self.controller.init_hidden(self.envs.num_envs)
-        while count is None or len(done_rows) < count:
-            starting, reset_seeds = self._claim(~active, seeds)
-            if not active.any():
+        while count is None or ended < count:
+            left = 2**31 - 1 if count is None else count - ended
+            played = self._steps(seeds, left, epsilon, generator)
+            if played.stepped.shape[0] == 0:  # no environment is active
                 break
-            idx = np.flatnonzero(active)
-            # the live rows: a view when every environment is live (the usual case), else a gather
-            live: slice | np.ndarray = slice(None) if idx.size == active.size else idx
-            ts = t[idx]
-            slot, step = idx * (limit + 1) + ts, idx * limit + ts  # rows of the flat views
-            chosen, before, result = self._step(starting, reset_seeds, epsilon, generator)
-            flat["obs"][slot], flat["state"][slot], flat["avail_actions"][slot] = (
-                view[live] for view in before
-            )
-            flat["actions"][step] = chosen[live]
-            flat["reward"][step] = result.reward[live]
-            flat["filled"][step] = True
-            t[live] += 1
-            term = result.terminated[live]
-            # the adapter reports time limits; reaching episode_limit is one too
-            trunc = (result.truncated[live] | (t[live] >= limit)) & ~term
-            flat["terminated"][step] = term
-            flat["truncated"][step] = trunc
-            done = idx[term | trunc]
-            if done.size == 0:
-                continue
-            # the observation after the last transition, for bootstrapping truncated episodes
-            dt = t[done]
-            stage["obs"][done, dt] = self.envs.observations()[done]
-            stage["state"][done, dt] = self.envs.states()[done]
-            stage["avail_actions"][done, dt] = self.envs.avail_actions()[done]
-            for i in done:
-                episode = {name: array[i].copy() for name, array in stage.items()}
-                info = dict(result.infos[i])
-                done_rows.append((int(self._order[i]), int(self._seed[i]), episode, info))
-                for array in stage.values():
-                    array[i] = 0
-            active[done] = False
-            t[done] = 0
-        return self._batch(done_rows)
+            ended += self._record(played, seeds, finished)
+        return self._batch(finished)
 
-    def _step(
-        self,
-        starting: np.ndarray,
-        reset_seeds: list[int],
-        epsilon: float,
-        generator: torch.Generator | None,
-    ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray], VectorStep]:
-        """Start the episodes of ``starting [B]``, choose joint actions ``[B, N]`` and step
-        the live environments; returns the actions, what the agents saw (obs, state, avail,
-        ``[B, ...]``) and the step.
+    def _steps(
+        self, seeds: SeedQueue, count: int, epsilon: float, generator: torch.Generator | None
+    ) -> PlayedSteps:
+        """Play the next steps: several in one call of a simulator that acts for the agents
+        (stopping once ``count`` episodes ended), else one, with the controller choosing.
 
-        A simulator that acts for the agents does all of it in one call; otherwise the
-        environments reset, the controller chooses and the environments step.
+        Each step first starts an episode in every idle environment, in index order, while
+        seeds last (idle environments start at the top of a step, not as soon as one ends:
+        after the last step of a call they stay idle, so a drain plays no fresh episodes).
         """
-        active = self._active
+        active, t, b = self._active, self._t, self.envs.num_envs
         if self.acting_env is not None:
-            return self.acting_env.reset_act_step(reset_seeds, starting, epsilon, active)
+            ahead = seeds.peek(b * self.acting_env.steps_per_call)
+            return self.acting_env.play(ahead, count, epsilon, active, t)
+        idle = np.flatnonzero(~active)
+        starting = np.zeros(b, bool)  # [B]
+        reset_seeds = [0] * b
+        for i, seed in zip(idle, seeds.peek(idle.size), strict=False):
+            starting[i], reset_seeds[i] = True, seed
+        live = active | starting  # [B]
+        if not live.any():
+            return _no_steps(self._pool, b)
         if starting.any():
             self.envs.reset(reset_seeds, starting)
             self.controller.reset_rows(starting)
@@ -228,50 +233,151 @@ class EpisodeRunner:
         obs, state = self.envs.observations().copy(), self.envs.states().copy()
         avail = self.envs.avail_actions().copy()
         # Idle environments act on a dummy mask; their actions are discarded.
-        policy_avail = avail | ~active[:, None, None]
+        policy_avail = avail | ~live[:, None, None]
         chosen = self.controller.select_actions(obs, policy_avail, epsilon, generator)
-        return chosen, (obs, state, avail), self.envs.step(chosen, active)
+        result = self.envs.step(chosen, live)
+        term, trunc = episode_ends(
+            result.terminated, result.truncated, t + 1, self.info.episode_limit
+        )
+        term, trunc = term & live, trunc & live
+        return PlayedSteps(
+            started=starting[None],
+            stepped=live[None],
+            t=t[None].copy(),
+            actions=chosen[None],
+            obs=obs[None],
+            state=state[None],
+            avail=avail[None],
+            reward=result.reward[None],
+            terminated=term[None],
+            truncated=trunc[None],
+            next_obs=self.envs.observations()[None],
+            next_state=self.envs.states()[None],
+            next_avail=self.envs.avail_actions()[None],
+            infos={(0, int(i)): result.infos[i] for i in np.flatnonzero(term | trunc)},
+        )
 
-    def _claim(self, idle: np.ndarray, seeds: Iterator[int]) -> tuple[np.ndarray, list[int]]:
-        """Give the next seeds to the environments with ``idle [B]``, while seeds last.
+    def _record(self, played: PlayedSteps, seeds: SeedQueue, finished: list[_Finished]) -> int:
+        """Write ``K`` played steps into the episodes in flight, starting episodes where they
+        started; append the episodes that ended (copied out, their rows freed) to
+        ``finished``. Returns how many ended."""
+        k_steps, b = played.stepped.shape
+        limit = self.info.episode_limit
+        # the episodes that started, in (k, b) order, which is the order they took seeds
+        n_new = int(played.started.sum())
+        rows = self._take_rows(n_new)  # [n_new]
+        self._order[rows] = np.arange(self._started, self._started + n_new)
+        self._seed[rows] = seeds.take(n_new)
+        self._started += n_new
+        # the pool row of the episode each env plays at each step  [K, B]
+        row = np.broadcast_to(self._row, (k_steps, b))
+        if n_new:
+            number = np.full((k_steps, b), -1)
+            number[played.started] = np.arange(n_new)
+            latest = np.maximum.accumulate(number, axis=0)  # the env's latest start so far
+            row = np.where(latest >= 0, rows[latest.clip(min=0)], row)
+        k, e = np.nonzero(played.stepped)  # the (step, env) pairs that stepped
+        r, ts = row[k, e], played.t[k, e]
+        slot, step = r * (limit + 1) + ts, r * limit + ts  # rows of the flat views
+        flat = self._flat
+        flat["obs"][slot] = played.obs[k, e]
+        flat["state"][slot] = played.state[k, e]
+        flat["avail_actions"][slot] = played.avail[k, e]
+        flat["actions"][step] = played.actions[k, e]
+        flat["reward"][step] = played.reward[k, e]
+        flat["filled"][step] = True
+        ends = played.terminated | played.truncated  # [K, B]
+        flat["terminated"][step] = played.terminated[k, e]
+        flat["truncated"][step] = played.truncated[k, e]
+        # each env after its last step of the call: idle if its episode ended there
+        last = k_steps - 1 - np.argmax(played.stepped[::-1], axis=0)  # [B]
+        moved = played.stepped.any(axis=0)  # [B]
+        envs = np.arange(b)
+        ended_last = ends[last, envs]
+        self._active[moved] = ~ended_last[moved]
+        self._t[moved] = np.where(ended_last, 0, played.t[last, envs] + 1)[moved]
+        self._row[moved] = np.where(ended_last, -1, row[last, envs])[moved]
+        done = np.flatnonzero(ends[k, e])  # indices into the pairs
+        if done.size == 0:
+            return 0
+        # the observation after the last transition, for bootstrapping truncated episodes
+        dk, de, end_rows = k[done], e[done], r[done]
+        final = slot[done] + 1
+        flat["obs"][final] = played.next_obs[dk, de]
+        flat["state"][final] = played.next_state[dk, de]
+        flat["avail_actions"][final] = played.next_avail[dk, de]
+        episodes = {name: array[end_rows] for name, array in self._pool.items()}  # copies
+        infos = [dict(played.infos[int(i), int(j)]) for i, j in zip(dk, de, strict=True)]
+        finished.append((self._order[end_rows], self._seed[end_rows], episodes, infos))
+        for array in self._pool.values():
+            array[end_rows] = 0
+        self._free.extend(end_rows.tolist())
+        return int(done.size)
 
-        Idle environments start the next episodes at the top of a step, not as soon as one
-        ends: after the last step of a call they stay idle, so a drain plays no fresh episodes.
+    def _take_rows(self, n: int) -> np.ndarray:
+        """``n`` free pool rows for new episodes, growing the pool (doubling) if needed."""
+        if len(self._free) < n:
+            size = len(self._order)
+            extra = max(size, n - len(self._free))
+            for name, array in self._pool.items():
+                self._pool[name] = np.concatenate(
+                    [array, np.zeros((extra, *array.shape[1:]), array.dtype)]
+                )
+            self._order = np.concatenate([self._order, np.zeros(extra, np.int64)])
+            self._seed = np.concatenate([self._seed, np.zeros(extra, np.int64)])
+            self._free += range(size, size + extra)
+            self._flat = self._flat_views()
+        taken, self._free = self._free[:n], self._free[n:]
+        return np.array(taken, np.int64)
 
-        Returns:
-            the environments starting an episode now ``[B]`` and every environment's reset
-            seed (0 where none starts), for ``reset``.
-        """
-        mask = np.zeros_like(idle)
-        reset_seeds = [0] * len(idle)
-        for i in np.flatnonzero(idle):
-            seed = next(seeds, None)
-            if seed is None:
-                break
-            mask[i], reset_seeds[i] = True, int(seed)
-            self._seed[i] = int(seed)
-            self._order[i] = self._started
-            self._started += 1
-        self._active |= mask
-        return mask, reset_seeds
+    def _flat_views(self) -> dict[str, np.ndarray]:
+        """The pool with (row, slot) merged into one axis: ``[rows * (T+1), ...]`` and
+        ``[rows * T, ...]`` views, written with one index array per array."""
+        return {name: array.reshape(-1, *array.shape[2:]) for name, array in self._pool.items()}
 
-    def _batch(self, rows: Iterable[_Finished]) -> tuple[EpisodeBatch, RolloutStats]:
+    def _batch(self, finished: list[_Finished]) -> tuple[EpisodeBatch, RolloutStats]:
         """Stack finished episodes into one batch, ordered by when they started."""
-        ordered = sorted(rows, key=lambda row: row[0])
+        orders = np.concatenate([order for order, _, _, _ in finished] or [np.zeros(0, np.int64)])
+        perm = np.argsort(orders, kind="stable")
         tensors = {
             name: torch.from_numpy(
-                np.stack([episode[name] for _, _, episode, _ in ordered])
-                if ordered
+                np.concatenate([episodes[name] for _, _, episodes, _ in finished])[perm]
+                if finished
                 else np.zeros((0, *array.shape[1:]), array.dtype)
             )
-            for name, array in self._stage.items()
+            for name, array in self._pool.items()
         }
         batch = EpisodeBatch(**tensors)
         reward = tensors["reward"].numpy()
+        infos = [info for _, _, _, chunk in finished for info in chunk]
+        seeds = np.concatenate([seed for _, seed, _, _ in finished] or [np.zeros(0, np.int64)])
         stats = RolloutStats(
             returns=reward.sum(axis=1, dtype=np.float64).tolist(),
             lengths=tensors["filled"].numpy().sum(axis=1).tolist(),
-            infos=[info for _, _, _, info in ordered],
-            seeds=[seed for _, seed, _, _ in ordered],
+            infos=[infos[i] for i in perm],
+            seeds=seeds[perm].tolist(),
         )
         return batch, stats
+
+
+def _no_steps(pool: dict[str, np.ndarray], b: int) -> PlayedSteps:
+    """Zero steps played: every array ``[0, B, ...]``."""
+    none = np.zeros((0, b), bool)
+    obs, state, avail = pool["obs"], pool["state"], pool["avail_actions"]
+    views = [np.zeros((0, b, *x.shape[2:]), x.dtype) for x in (obs, state, avail)]
+    return PlayedSteps(
+        started=none,
+        stepped=none,
+        t=np.zeros((0, b), np.int64),
+        actions=np.zeros((0, b, pool["actions"].shape[-1]), np.int64),
+        obs=views[0],
+        state=views[1],
+        avail=views[2],
+        reward=np.zeros((0, b), np.float32),
+        terminated=none,
+        truncated=none,
+        next_obs=views[0],
+        next_state=views[1],
+        next_avail=views[2],
+        infos={},
+    )

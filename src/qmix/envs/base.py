@@ -115,22 +115,85 @@ class VectorEnv(Protocol):
         ...
 
 
+def episode_ends(terminated: Any, truncated: Any, t_next: Any, limit: int) -> tuple[Any, Any]:
+    """The runner's end-of-episode rule, for numpy or JAX arrays of one batched step.
+
+    ``terminated`` and ``truncated`` are what the environment reported, ``t_next`` the number
+    of transitions each episode has after the step. Reaching the episode limit is a time limit
+    too; a true terminal state wins over a time limit. Returns (terminated, truncated).
+    """
+    return terminated, (truncated | (t_next >= limit)) & ~terminated
+
+
+@dataclass(frozen=True)
+class PlayedSteps:
+    """``K`` consecutive batched steps, as the runner records them; every array is ``[K, B, ...]``.
+
+    At the top of step ``k`` the idle environments ``b`` with ``started[k, b]`` start an episode,
+    taking the next reset seeds of the runner's queue in ``(k, b)`` order; then every
+    environment with ``stepped[k, b]`` acts on ``obs``, ``state`` and ``avail`` and steps.
+
+    Attributes:
+        started: ``[K, B]`` bool, an episode starts at the top of step ``k``.
+        stepped: ``[K, B]`` bool, the environment stepped (entries elsewhere are ignored).
+        t: ``[K, B]`` int, the index of the step within its episode.
+        actions: ``[K, B, N]`` int, the joint actions.
+        obs, state, avail: ``[K, B, N, O]``, ``[K, B, S]``, ``[K, B, N, A]``, what the agents
+            acted on.
+        reward: ``[K, B]`` float32 team rewards.
+        terminated, truncated: ``[K, B]`` bool, by :func:`episode_ends` (the episode limit is
+            a time limit).
+        next_obs, next_state, next_avail: the views after the step (read where an episode
+            ended, to bootstrap a truncated one).
+        infos: the final info of each episode that ended, keyed by ``(k, b)``.
+    """
+
+    started: np.ndarray
+    stepped: np.ndarray
+    t: np.ndarray
+    actions: np.ndarray
+    obs: np.ndarray
+    state: np.ndarray
+    avail: np.ndarray
+    reward: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    next_obs: np.ndarray
+    next_state: np.ndarray
+    next_avail: np.ndarray
+    infos: dict[tuple[int, int], dict[str, Any]]
+
+
 @runtime_checkable
 class AgentActingVectorEnv(VectorEnv, Protocol):
     """A :class:`VectorEnv` that can run the agents' acting step itself (a JAX simulator
     compiling the policy into its step). The runner then hands it the weights once per call
-    instead of choosing every action in PyTorch; the environment owns the acting state
-    (hidden states, previous actions) and zeroes it when an episode starts."""
+    instead of choosing every action in PyTorch, and the environment plays up to
+    ``steps_per_call`` batched steps per call, starting episodes and stopping as the runner
+    would; the environment owns the acting state (hidden states, previous actions) and zeroes
+    it when an episode starts."""
+
+    steps_per_call: int
 
     def load_agents(self, weights: AgentWeights, seed: int) -> None:
         """Act with these weights from now on; ``seed`` seeds the exploration draws."""
         ...
 
-    def reset_act_step(
-        self, seeds: Sequence[int], mask: np.ndarray, epsilon: float, active: np.ndarray
-    ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray], VectorStep]:
-        """``reset(seeds, mask)`` (zeroing the acting state of those envs), then
-        epsilon-greedy joint actions ``[B, N]`` for every env and the step of the ``active``
-        ones with them. Returns the actions, the views acted on (obs, state, avail, after the
-        resets) and the step."""
+    def play(
+        self,
+        seeds: Sequence[int],
+        count: int,
+        epsilon: float,
+        active: np.ndarray,
+        t: np.ndarray,
+    ) -> PlayedSteps:
+        """Up to ``steps_per_call`` epsilon-greedy batched steps.
+
+        Each step first starts an episode in every idle environment (not ``active``), in
+        index order, while ``seeds`` last (the next reset seeds, in order; the acting state of
+        those environments is zeroed), then acts and steps every active environment; an
+        episode ends by :func:`episode_ends` with the environment's episode limit, ``t [B]``
+        being the step within each episode in flight. Stops early, before a step, once
+        ``count`` episodes have ended or no environment is active. Returns the steps played
+        (``K = 0`` when none was)."""
         ...

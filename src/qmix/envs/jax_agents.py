@@ -15,6 +15,7 @@ adapters import it, inside their constructors (``import qmix`` stays free of JAX
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -133,3 +134,113 @@ def act(
     actions = epsilon_greedy(key, q, avail, epsilon)  # [B, N]
     prev = jax.nn.one_hot(actions, avail.shape[-1], dtype=jnp.float32)  # [B, N, A]
     return actions, (hidden, prev), counter.at[1].add(1)
+
+
+def select(mask: Any, new: Any, old: Any) -> Any:
+    """Per environment (leading axis ``B``), the leaves of ``new`` where ``mask [B]``, else
+    those of ``old``."""
+
+    def pick(x: Any, y: Any) -> Any:
+        return jnp.where(mask.reshape((-1,) + (1,) * (x.ndim - 1)), x, y)
+
+    return jax.tree.map(pick, new, old)
+
+
+def pack(*arrays: Any) -> Any:
+    """One flat float32 vector, for one device-to-host copy per call (each copy costs tens of
+    microseconds whatever its size)."""
+    return jnp.concatenate([jnp.ravel(x).astype(jnp.float32) for x in arrays])
+
+
+def make_player(
+    start: Callable[..., Any], advance: Callable[..., Any], limit: int, steps: int
+) -> Any:
+    """The runner's stepping loop for a JAX simulator, ``steps`` batched steps per call.
+
+    ``start(sim, agents, seeds [B], mask [B]) -> (sim, agents)`` starts episodes (zeroing the
+    acting state); ``advance(sim, actions [B, N], active [B]) -> (sim, (reward, terminated,
+    truncated, *extra))`` steps the active environments, each flag ``[B]``; ``sim[2]`` holds
+    the views ``(obs [B, N, O], state [B, S], avail [B, N, A])``. The returned function
+
+        play(sim, agents, counter, params, epsilon, active, t, queue, n_queue, count, options)
+        -> (sim, agents, counter, record [steps, P])
+
+    does what :class:`qmix.runner.EpisodeRunner` does for one step, ``steps`` times (a
+    ``lax.scan``): idle environments take the next of the ``n_queue`` seeds of ``queue [Q]``
+    in index order, the agents act (:func:`act`), the active environments step, and episodes
+    end by :func:`qmix.envs.base.episode_ends`; once ``count`` episodes have ended, or no
+    environment is active, the remaining steps do nothing (a ``lax.cond``, so they cost
+    nothing either). Row ``k`` of ``record`` packs (:func:`pack`) started, stepped, t,
+    actions, obs, state, avail, reward, terminated, truncated, the extra flags and the views
+    after the step; rows not played are zeros.
+    """
+    from qmix.envs.base import episode_ends
+
+    def play(
+        sim: Any,
+        agents: Any,
+        counter: Any,
+        params: Any,
+        epsilon: Any,
+        active: Any,
+        t: Any,
+        queue: Any,
+        n_queue: Any,
+        count: Any,
+        options: Any,
+    ) -> tuple[Any, Any, Any, Any]:
+        def one_step(carry: Any, starting: Any, seeds: Any) -> tuple[Any, Any, Any]:
+            """Start, act and step once; returns the carry, the packed row and the number of
+            episodes that ended."""
+            sim, agents, counter, active, t = carry
+            sim, agents = jax.lax.cond(
+                jnp.any(starting), start, lambda s, g, q, m: (s, g), sim, agents, seeds, starting
+            )
+            obs, state, avail = sim[2]
+            actions, new_agents, counter = act(
+                params, agents, counter, obs, avail, epsilon, options
+            )
+            sim, (reward, terminated, truncated, *extra) = advance(sim, actions, active)
+            agents = select(active, new_agents, agents)
+            terminated, truncated = episode_ends(terminated, truncated, t + 1, limit)
+            terminated, truncated = terminated & active, truncated & active
+            ended = terminated | truncated  # [B]
+            t = jnp.where(ended, 0, jnp.where(active, t + 1, t))
+            row = pack(
+                starting,
+                active,
+                carry[4],
+                actions,
+                obs,
+                state,
+                avail,
+                reward,
+                terminated,
+                truncated,
+                *extra,
+                *sim[2],
+            )
+            return (sim, agents, counter, active & ~ended, t), row, jnp.sum(ended)
+
+        def body(loop: Any, _: Any) -> tuple[Any, Any]:
+            carry, taken, ended, stopped = loop
+            go = ~stopped & (ended < count)
+            idle = ~carry[3]
+            rank = jnp.cumsum(idle) - 1  # [B] place of each idle environment in the line
+            starting = go & idle & (taken + rank < n_queue)  # [B]
+            seeds = queue[jnp.clip(taken + rank, 0, queue.shape[0] - 1)]  # [B]
+            carry = (*carry[:3], carry[3] | starting, carry[4])
+            live = go & jnp.any(carry[3])
+            row_shape = jax.eval_shape(one_step, carry, starting, seeds)[1]
+
+            def skip(c: Any, m: Any, q: Any) -> tuple[Any, Any, Any]:
+                return c, jnp.zeros(row_shape.shape, row_shape.dtype), jnp.zeros((), jnp.int32)
+
+            carry, row, n_ended = jax.lax.cond(live, one_step, skip, carry, starting, seeds)
+            return (carry, taken + jnp.sum(starting), ended + n_ended, ~live), row
+
+        loop = ((sim, agents, counter, active, t), jnp.int32(0), jnp.int32(0), jnp.bool_(False))
+        (carry, *_), record = jax.lax.scan(body, loop, None, length=steps)
+        return carry[0], carry[1], carry[2], record  # record [steps, P]
+
+    return play

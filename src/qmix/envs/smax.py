@@ -18,8 +18,8 @@ Translation from JaxMARL (jaxmarl 0.2.0):
   raw position, raw weapon cooldown and unit-type one-hot (zeros for dead units), then every
   unit's team and type. Positions are in map units (0 to 32), not normalised.
 - Acting: with :meth:`SMAXVectorEnv.load_agents`, the agents' network and epsilon-greedy run
-  inside the jitted step (:meth:`SMAXVectorEnv.reset_act_step`, maths in
-  :mod:`qmix.envs.jax_agents`), so a collection step is one compiled call.
+  inside the jitted step, and :meth:`SMAXVectorEnv.play` runs ``steps_per_call`` batched
+  steps (resets included) in one compiled call (maths in :mod:`qmix.envs.jax_agents`).
 - Seeds: environment ``i`` is reset with ``jax.random.PRNGKey(seeds[i] % 2**32)`` and keeps its
   own key stream, so an episode depends only on its seed and its actions.
 """
@@ -32,8 +32,11 @@ from typing import Any
 
 import numpy as np
 
-from qmix.envs.base import VectorEnv, VectorStep
+from qmix.envs.base import PlayedSteps, VectorEnv, VectorStep
 from qmix.types import AgentWeights, EnvInfo
+
+# the pieces of a packed device array: (shape, dtype) of each
+_Layout = list[tuple[tuple[int, ...], type]]
 
 
 class SMAXVectorEnv:
@@ -46,6 +49,9 @@ class SMAXVectorEnv:
             at 0: SMAX lets them run negative without bound) by the longest cooldown and unit
             types by the largest type, so entries are of order 1 (raw positions reach 32;
             see docs/environments.md).
+        steps_per_call: batched steps :meth:`play` runs per compiled call (each call costs
+            a dispatch and a copy of a few hundred microseconds; more steps per call
+            amortise them, and steps after the call's stopping point cost nothing).
         **kwargs: passed to ``jaxmarl.make("HeuristicEnemySMAX", ...)``, e.g. ``max_steps``
             (the episode limit, default 100), ``enemy_shoots``, ``attack_mode``,
             ``observation_type``, ``won_battle_bonus``.
@@ -56,7 +62,12 @@ class SMAXVectorEnv:
     """
 
     def __init__(
-        self, map_name: str = "3m", num_envs: int = 1, normalize_state: bool = True, **kwargs: Any
+        self,
+        map_name: str = "3m",
+        num_envs: int = 1,
+        normalize_state: bool = True,
+        steps_per_call: int = 8,
+        **kwargs: Any,
     ) -> None:
         import jax
         import jax.numpy as jnp
@@ -70,6 +81,8 @@ class SMAXVectorEnv:
             raise ValueError(f"unknown SMAX map_name {map_name!r}: use one of {known}")
         if not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
+        if not isinstance(steps_per_call, int) or steps_per_call < 1:
+            raise ValueError(f"steps_per_call must be a positive int, got {steps_per_call!r}")
         if "scenario" in kwargs:
             raise ValueError("pass the SMAX scenario as map_name, not as scenario")
         if kwargs.get("action_type", "discrete") != "discrete":
@@ -127,33 +140,20 @@ class SMAXVectorEnv:
             reward = rewards[agents[0]].astype(jnp.float32)  # identical for every ally
             return state, key, views(state), reward, terminated, truncated, won
 
-        def select(mask: Any, new: Any, old: Any) -> Any:
-            """Per env (leading axis B), take ``new`` where ``mask`` else ``old``."""
-
-            def pick(x: Any, y: Any) -> Any:
-                return jnp.where(mask.reshape((-1,) + (1,) * (x.ndim - 1)), x, y)
-
-            return jax.tree.map(pick, new, old)
-
         # carry = (env states [B, ...], PRNG keys [B, 2], views (obs [B, N, O], state [B, S],
         # avail [B, N, A])): everything that lives on the device between calls.
-        def pack(*arrays: Any) -> Any:
-            """One flat float32 array for one device-to-host copy per call (each copy costs
-            tens of microseconds whatever its size)."""
-            return jnp.concatenate([jnp.ravel(x).astype(jnp.float32) for x in arrays])
-
         def start(carry: Any, agents: Any, seeds: Any, mask: Any) -> tuple[Any, Any]:
             """Fresh episodes for ``mask [B]`` from ``seeds [B]`` uint32, with zeroed acting
             state (hidden, previous actions); returns carry, acting state."""
             fresh = jax.vmap(reset_one)(seeds)
-            carry = select(mask, fresh, carry)
+            carry = jax_agents.select(mask, fresh, carry)
             keep = ~mask[:, None, None]
             return carry, tuple(x * keep for x in agents)
 
         def batched_reset(carry: Any, agents: Any, seeds: Any, mask: Any) -> tuple[Any, Any, Any]:
             """:func:`start`; returns carry, acting state and the packed views."""
             carry, agents = start(carry, agents, seeds, mask)
-            return carry, agents, pack(*carry[2])
+            return carry, agents, jax_agents.pack(*carry[2])
 
         def advance(carry: Any, actions: Any, active: Any) -> tuple[Any, Any]:
             """Step ``active [B]`` envs with ``actions [B, N]``; returns the carry and the
@@ -163,7 +163,7 @@ class SMAXVectorEnv:
                 state, key, actions
             )
             # Inactive envs keep their state, so a finished episode's final arrays stay readable.
-            carry = select(active, (new_state, new_key, new_views), carry)
+            carry = jax_agents.select(active, (new_state, new_key, new_views), carry)
             flags = (jnp.where(active, reward, 0.0), term & active, trunc & active, won & active)
             return carry, flags
 
@@ -171,38 +171,13 @@ class SMAXVectorEnv:
             """Step ``active [B]`` envs with ``actions [B, N]``; returns carry, packed views
             (obs, state, avail) and flags (reward, terminated, truncated, won)."""
             carry, flags = advance(carry, actions, active)
-            return carry, pack(*carry[2], *flags)
-
-        def batched_act_step(
-            carry: Any,
-            agents: Any,
-            counter: Any,
-            params: Any,
-            epsilon: Any,
-            active: Any,
-            seeds: Any,
-            mask: Any,
-            options: Any,
-        ) -> tuple[Any, Any, Any, Any]:
-            """Fresh episodes for ``mask [B]`` from ``seeds [B]`` (:func:`start`, skipped
-            when the mask is empty), then the agents act on the views (see
-            :meth:`load_agents`) and the ``active [B]`` envs step. Returns carry, acting
-            state, exploration counter, and packed actions, views before and after, flags."""
-            carry, agents = jax.lax.cond(
-                jnp.any(mask), start, lambda c, g, s, m: (c, g), carry, agents, seeds, mask
-            )
-            before = carry[2]
-            obs, _, avail = before
-            actions, new_agents, counter = jax_agents.act(
-                params, agents, counter, obs, avail, epsilon, options
-            )
-            carry, flags = advance(carry, actions, active)
-            agents = select(active, new_agents, agents)
-            return carry, agents, counter, pack(actions, *before, *carry[2], *flags)
+            return carry, jax_agents.pack(*carry[2], *flags)
 
         self._reset_fn = jax.jit(batched_reset)
         self._step_fn = jax.jit(batched_step)
-        self._act_step_fn = jax.jit(batched_act_step, static_argnums=8)
+        self.steps_per_call = steps_per_call
+        player = jax_agents.make_player(start, advance, env.max_steps, steps_per_call)
+        self._play_fn = jax.jit(player, static_argnums=10)
         # acting inside the simulator (load_agents): flat weights, static options, acting
         # state (hidden [B, N, H], previous actions [B, N, A]) and exploration counter [2]
         self._params: Any = None
@@ -210,11 +185,15 @@ class SMAXVectorEnv:
         self._agents: Any = jax_agents.initial_state(num_envs, n_allies, 0, self._info.n_actions)
         self._counter: Any = jax_agents.exploration_counter(0)
         b, n, info = num_envs, n_allies, self._info
-        # sizes of the packed arrays: obs [B, N, O], state [B, S], avail [B, N, A], then B each
-        # for reward, terminated, truncated, won
-        self._shapes = [(b, n, info.obs_dim), (b, info.state_dim), (b, n, info.n_actions)]
-        self._shapes += [(b,)] * 4
-        self._pieces: dict[tuple[int, bool], list[tuple[int, int, tuple[int, ...], type]]] = {}
+        # layouts of the packed arrays, (shape, dtype) of each piece: the views obs [B, N, O],
+        # state [B, S], avail [B, N, A]; the flags reward, terminated, truncated, won, [B]
+        # each; and a played step (a row of make_player's record)
+        f32, bool_, int_ = np.float32, np.bool_, np.int64
+        self._views_layout: _Layout = [((b, n, info.obs_dim), f32), ((b, info.state_dim), f32)]
+        self._views_layout += [((b, n, info.n_actions), bool_)]
+        self._flags_layout: _Layout = [((b,), f32), ((b,), bool_), ((b,), bool_), ((b,), bool_)]
+        self._play_layout: _Layout = [((b,), bool_), ((b,), bool_), ((b,), int_), ((b, n), int_)]
+        self._play_layout += self._views_layout + self._flags_layout + self._views_layout
         # A placeholder carry of the right shapes (traced, not compiled), then env i starts
         # from seed i so the arrays are defined before the runner's first reset.
         shapes = jax.eval_shape(jax.vmap(reset_one), jnp.zeros(num_envs, dtype=jnp.uint32))
@@ -241,7 +220,7 @@ class SMAXVectorEnv:
         self._carry, self._agents, packed = self._reset_fn(
             self._carry, self._agents, self._seeds32(seeds), mask
         )
-        obs, state, avail = self._unpack(packed, 3)
+        obs, state, avail = self._split(packed, self._views_layout)
         self._views = (obs, state, avail)
 
     @staticmethod
@@ -249,29 +228,18 @@ class SMAXVectorEnv:
         """``[B]`` uint32: PRNGKey takes 32-bit seeds; larger or negative ones wrap around."""
         return np.array([int(s) % 2**32 for s in seeds], dtype=np.uint32)
 
-    def _unpack(self, packed: Any, count: int, acting: bool = False) -> list[np.ndarray]:
-        """Split a packed device array into its first ``count`` arrays, as writable numpy:
-        obs, state, avail (3 after a reset) and reward, terminated, truncated, won (7 after a
-        step). With ``acting``, they follow the joint actions ``[B, N]`` (int64) and the
-        views before the step (obs, state, avail). Bools come back from float32 0/1."""
+    @staticmethod
+    def _split(packed: Any, layout: _Layout) -> list[np.ndarray]:
+        """The arrays of a packed device array ``[..., P]`` (one row per step or not), as
+        writable numpy with their leading axes; bools come back from float32 0/1."""
         flat = np.array(packed)  # one copy: JAX's own host buffer is read-only
-        pieces = self._pieces.get((count, acting))
-        if pieces is None:  # (start, end, shape, dtype) of each array, computed once per layout
-            views = [np.float32, np.float32, np.bool_]  # obs, state, avail
-            dtypes = (views + [np.float32] + [np.bool_] * 3)[:count]  # then reward, 3 flags
-            shapes = self._shapes[:count]
-            if acting:  # actions and the views before the step come first
-                dtypes = [np.int64, *views, *dtypes]
-                shapes = [(self.num_envs, self._info.n_agents), *self._shapes[:3], *shapes]
-            ends = np.cumsum([math.prod(shape) for shape in shapes]).tolist()
-            pieces = list(zip([0, *ends[:-1]], ends, shapes, dtypes, strict=True))
-            self._pieces[count, acting] = pieces
-        return [
-            flat[start:end].reshape(shape) > 0.5
-            if dtype is np.bool_
-            else flat[start:end].reshape(shape).astype(dtype, copy=False)
-            for start, end, shape, dtype in pieces
-        ]
+        lead, arrays, start = flat.shape[:-1], [], 0
+        for shape, dtype in layout:
+            end = start + math.prod(shape)
+            piece = flat[..., start:end].reshape(*lead, *shape)
+            arrays.append(piece > 0.5 if dtype is np.bool_ else piece.astype(dtype, copy=False))
+            start = end
+        return arrays
 
     def observations(self) -> np.ndarray:
         """Per-agent observations, ``[B, N, O]`` float32."""
@@ -304,10 +272,10 @@ class SMAXVectorEnv:
                 f"[{self.num_envs}], got {list(actions.shape)} and {list(active.shape)}"
             )
         self._carry, packed = self._step_fn(self._carry, actions.astype(np.int32), active)
-        return self._stepped(self._unpack(packed, 7))
+        return self._stepped(self._split(packed, self._views_layout + self._flags_layout))
 
     def load_agents(self, weights: AgentWeights, seed: int) -> None:
-        """Act for the agents from now on, with these weights (:meth:`reset_act_step`).
+        """Act for the agents from now on, with these weights (:meth:`play`).
 
         Called before each collection call with the current weights. The acting state
         (hidden state and previous action of each env's episode in flight) carries over from
@@ -327,44 +295,77 @@ class SMAXVectorEnv:
         self._agent_options = (weights.recurrent, weights.last_action, weights.agent_id, layout)
         self._counter = jax_agents.exploration_counter(seed)
 
-    def reset_act_step(
-        self, seeds: Sequence[int], mask: np.ndarray, epsilon: float, active: np.ndarray
-    ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray], VectorStep]:
-        """:meth:`reset` the envs with ``mask [B]``, then the loaded agents pick
-        epsilon-greedy actions for every env and the ``active [B]`` envs step with them: one
-        compiled call, where the separate calls cost a dispatch and a copy each.
-
-        Returns:
-            the joint actions ``[B, N]`` (int64; meaningless for inactive envs), the views
-            the agents acted on (obs ``[B, N, O]``, state ``[B, S]``, avail ``[B, N, A]``,
-            after the resets) and the step, as :meth:`step` returns it.
+    def play(
+        self,
+        seeds: Sequence[int],
+        count: int,
+        epsilon: float,
+        active: np.ndarray,
+        t: np.ndarray,
+    ) -> PlayedSteps:
+        """Up to ``steps_per_call`` batched steps in one compiled call, with the loaded agents
+        acting epsilon-greedily (:class:`~qmix.envs.base.AgentActingVectorEnv`): idle envs
+        start episodes from ``seeds`` (at most ``B * steps_per_call`` are read), the agents
+        act and the active envs step, until ``count`` episodes have ended.
 
         Raises:
             RuntimeError: no agents were loaded.
-            ValueError: ``seeds``, ``mask`` or ``active`` do not have ``B`` entries.
+            ValueError: ``active`` or ``t`` is not ``[B]``.
         """
         if self._params is None:
-            raise RuntimeError("call load_agents(weights, seed) before reset_act_step")
-        mask, active = np.asarray(mask, dtype=bool), np.asarray(active, dtype=bool)
+            raise RuntimeError("call load_agents(weights, seed) before play")
+        active, t = np.asarray(active, dtype=bool), np.asarray(t)
         b = self.num_envs
-        if len(seeds) != b or mask.shape != (b,) or active.shape != (b,):
+        if active.shape != (b,) or t.shape != (b,):
             raise ValueError(
-                f"expected {b} seeds and a mask and active flags of shape [{b}], got "
-                f"{len(seeds)} seeds, mask {list(mask.shape)}, active {list(active.shape)}"
+                f"expected active and t of shape [{b}], got {list(active.shape)} and "
+                f"{list(t.shape)}"
             )
-        self._carry, self._agents, self._counter, packed = self._act_step_fn(
+        queue = np.zeros(b * self.steps_per_call, np.uint32)  # [Q] the next reset seeds
+        n_seeds = min(len(seeds), queue.size)
+        queue[:n_seeds] = self._seeds32(seeds[:n_seeds])
+        self._carry, self._agents, self._counter, record = self._play_fn(
             self._carry,
             self._agents,
             self._counter,
             self._params,
             np.float32(epsilon),
             active,
-            self._seeds32(seeds),
-            mask,
+            t.astype(np.int32),
+            queue,
+            np.int32(n_seeds),
+            np.int32(min(count, 2**31 - 1)),
             self._agent_options,
         )
-        actions, obs, state, avail, *rest = self._unpack(packed, 7, acting=True)
-        return actions, (obs, state, avail), self._stepped(rest)
+        arrays = self._split(record, self._play_layout)  # each [steps_per_call, B, ...]
+        k = int(arrays[1].any(axis=1).sum())  # steps played: the rows where an env stepped
+        started, stepped, t_, actions, obs, state, avail, reward, term, trunc, won, *after = (
+            array[:k] for array in arrays
+        )
+        if k:  # each env's views after the last step it played
+            last = k - 1 - np.argmax(stepped[::-1], axis=0)  # [B]
+            played = stepped.any(axis=0)  # [B]
+            self._views = tuple(  # type: ignore[assignment]
+                np.where(played.reshape(b, *[1] * (new.ndim - 2)), new[last, np.arange(b)], old)
+                for new, old in zip(after, self._views, strict=True)
+            )
+        ends = zip(*np.nonzero(term | trunc), strict=True)
+        return PlayedSteps(
+            started=started,
+            stepped=stepped,
+            t=t_,
+            actions=actions,
+            obs=obs,
+            state=state,
+            avail=avail,
+            reward=reward,
+            terminated=term,
+            truncated=trunc,
+            next_obs=after[0],
+            next_state=after[1],
+            next_avail=after[2],
+            infos={(int(i), int(j)): {"battle_won": bool(won[i, j])} for i, j in ends},
+        )
 
     def _stepped(self, arrays: list[np.ndarray]) -> VectorStep:
         """Keep a step's new views; its flags as a :class:`VectorStep`."""
