@@ -4,6 +4,8 @@ unavailable action."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
@@ -91,7 +93,7 @@ def test_several_steps_per_call_play_as_one_step_per_call() -> None:
     carry-over, an evaluation between collections (seeds read ahead are kept) and drains, with
     short episodes (limit 12) so that an env starts several episodes within one call."""
 
-    def play(steps: int) -> tuple[list[tuple[torch.Tensor, ...]], list[object], EpisodeRunner]:
+    def play(steps: int) -> tuple[list[tuple[torch.Tensor, ...]], list[_Stats], EpisodeRunner]:
         envs = SMAXVectorEnv("3m", num_envs=2, steps_per_call=steps, max_steps=12)
         runner = _fresh_agents(envs)
         gen = torch.Generator().manual_seed(3)
@@ -104,7 +106,8 @@ def test_several_steps_per_call_play_as_one_step_per_call() -> None:
             lambda: runner.collect(3, seeds, 0.5, gen),
             lambda: runner.drain(0.5, gen),
         ]
-        batches, stats = [], []
+        batches: list[tuple[torch.Tensor, ...]] = []
+        stats: list[_Stats] = []
         for call in calls:
             batch, stat = call()
             batches.append(tuple(getattr(batch, name) for name in _FIELDS))
@@ -124,6 +127,7 @@ def test_several_steps_per_call_play_as_one_step_per_call() -> None:
     assert runner.in_flight == 0
 
 
+_Stats = tuple[list[float], list[int], list[dict[str, Any]], list[int]]  # one call's stats
 _FIELDS = (
     "obs",
     "state",

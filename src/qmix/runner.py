@@ -12,6 +12,10 @@ Two ways to play:
   the unfinished ones running into the next call (training). :meth:`EpisodeRunner.drain`
   finishes those without starting new ones, before an evaluation or a checkpoint.
 
+A simulator that acts for the agents (SMAX) plays several steps per call, starting episodes and
+stopping as this loop would; the runner records every call's steps with the same code, one
+indexed write per field, into a pool of episode rows.
+
 Every started episode is finished and returned exactly once (by ``collect`` or ``drain``), so
 returns are not biased towards short episodes. Episodes come back padded to the episode
 limit, ordered by when they started, with ``filled`` as the mask.
