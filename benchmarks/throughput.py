@@ -8,8 +8,10 @@ environments ``B`` it prints:
 - collect: the runner with a QMIX agent choosing actions (epsilon 0.5) and filling episodes,
   called as training calls it (``B`` finished episodes per call, the rest carried over). On a
   simulator that acts for the agents (SMAX) the policy runs inside its compiled step, as in
-  training; "torch acting" times the same runner with the controller choosing every action
-  (``act_in_env=False``; "-" where the two are the same path);
+  training, and each call into the simulator plays several steps (``steps_per_call``), while
+  raw makes one call per step, as ``VectorEnv.step`` does: collection can then beat raw.
+  "torch acting" times the same runner with the controller choosing every action, one step
+  per call (``act_in_env=False``; "-" where the two are the same path);
 - train: the whole training loop at the preset's settings with ``n_envs = B`` (collection,
   replay, the preset's updates per collection, target updates; no evaluation);
 

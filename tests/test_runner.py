@@ -10,7 +10,7 @@ from qmix.envs.base import VectorStep
 from qmix.envs.vector import InProcessVectorEnv
 from qmix.networks.agents import AgentNetwork
 from qmix.policy.controller import AgentController, agent_input_dim
-from qmix.runner import EpisodeRunner
+from qmix.runner import EpisodeRunner, SeedQueue
 from tests.conftest import CountdownEnv
 
 
@@ -143,3 +143,12 @@ def test_collect_keeps_every_environment_busy() -> None:
     batch, _ = runner.collect(20, iter(range(100)), epsilon=1.0)
     assert batch.batch_size >= 20
     assert all(live == 2 for live in calls)
+
+
+def test_seed_queue_reads_ahead_and_loses_no_seed() -> None:
+    queue = SeedQueue(iter(range(5)))
+    assert queue.peek(3) == [0, 1, 2]
+    assert queue.take(2) == [0, 1]  # the third stays for later
+    assert queue.peek(10) == [2, 3, 4]  # as far as the iterator goes
+    assert queue.take(3) == [2, 3, 4]
+    assert queue.peek(1) == [] and queue.take(1) == []

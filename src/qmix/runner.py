@@ -203,16 +203,17 @@ class EpisodeRunner:
         while count is None or ended < count:
             left = 2**31 - 1 if count is None else count - ended
             played = self._steps(seeds, left, epsilon, generator)
-            if played.stepped.shape[0] == 0:  # no environment is active
+            if played is None or played.stepped.shape[0] == 0:  # no environment is active
                 break
             ended += self._record(played, seeds, finished)
         return self._batch(finished)
 
     def _steps(
         self, seeds: SeedQueue, count: int, epsilon: float, generator: torch.Generator | None
-    ) -> PlayedSteps:
+    ) -> PlayedSteps | None:
         """Play the next steps: several in one call of a simulator that acts for the agents
-        (stopping once ``count`` episodes ended), else one, with the controller choosing.
+        (stopping once ``count`` episodes ended), else one, with the controller choosing;
+        none (``None`` or zero steps) when no environment is active.
 
         Each step first starts an episode in every idle environment, in index order, while
         seeds last (idle environments start at the top of a step, not as soon as one ends:
@@ -229,7 +230,7 @@ class EpisodeRunner:
             starting[i], reset_seeds[i] = True, seed
         live = active | starting  # [B]
         if not live.any():
-            return _no_steps(self._pool, b)
+            return None
         if starting.any():
             self.envs.reset(reset_seeds, starting)
             self.controller.reset_rows(starting)
@@ -267,51 +268,59 @@ class EpisodeRunner:
         ``finished``. Returns how many ended."""
         k_steps, b = played.stepped.shape
         limit = self.info.episode_limit
+        # the pool row of the episode each env plays at each step, [K * B] (k-major)
+        row = np.tile(self._row, k_steps)
         # the episodes that started, in (k, b) order, which is the order they took seeds
         n_new = int(played.started.sum())
-        rows = self._take_rows(n_new)  # [n_new]
-        self._order[rows] = np.arange(self._started, self._started + n_new)
-        self._seed[rows] = seeds.take(n_new)
-        self._started += n_new
-        # the pool row of the episode each env plays at each step  [K, B]
-        row = np.broadcast_to(self._row, (k_steps, b))
         if n_new:
+            rows = self._take_rows(n_new)  # [n_new]
+            self._order[rows] = np.arange(self._started, self._started + n_new)
+            self._seed[rows] = seeds.take(n_new)
+            self._started += n_new
             number = np.full((k_steps, b), -1)
             number[played.started] = np.arange(n_new)
-            latest = np.maximum.accumulate(number, axis=0)  # the env's latest start so far
+            latest = np.maximum.accumulate(number, axis=0).ravel()  # each env's latest start
             row = np.where(latest >= 0, rows[latest.clip(min=0)], row)
-        k, e = np.nonzero(played.stepped)  # the (step, env) pairs that stepped
-        r, ts = row[k, e], played.t[k, e]
+        # the (step, env) pairs that stepped: all of them (views, no gathers) in the usual case
+        stepped = played.stepped.ravel()  # [K * B]
+        live = slice(None) if stepped.all() else np.flatnonzero(stepped)
+
+        def pairs(array: np.ndarray) -> np.ndarray:
+            """``[K, B, ...]`` -> the stepped pairs, ``[P, ...]``."""
+            return array.reshape(k_steps * b, *array.shape[2:])[live]
+
+        r, ts = row[live], pairs(played.t)
         slot, step = r * (limit + 1) + ts, r * limit + ts  # rows of the flat views
         flat = self._flat
-        flat["obs"][slot] = played.obs[k, e]
-        flat["state"][slot] = played.state[k, e]
-        flat["avail_actions"][slot] = played.avail[k, e]
-        flat["actions"][step] = played.actions[k, e]
-        flat["reward"][step] = played.reward[k, e]
+        flat["obs"][slot] = pairs(played.obs)
+        flat["state"][slot] = pairs(played.state)
+        flat["avail_actions"][slot] = pairs(played.avail)
+        flat["actions"][step] = pairs(played.actions)
+        flat["reward"][step] = pairs(played.reward)
         flat["filled"][step] = True
-        ends = played.terminated | played.truncated  # [K, B]
-        flat["terminated"][step] = played.terminated[k, e]
-        flat["truncated"][step] = played.truncated[k, e]
-        # each env after its last step of the call: idle if its episode ended there
-        last = k_steps - 1 - np.argmax(played.stepped[::-1], axis=0)  # [B]
-        moved = played.stepped.any(axis=0)  # [B]
-        envs = np.arange(b)
-        ended_last = ends[last, envs]
-        self._active[moved] = ~ended_last[moved]
-        self._t[moved] = np.where(ended_last, 0, played.t[last, envs] + 1)[moved]
-        self._row[moved] = np.where(ended_last, -1, row[last, envs])[moved]
-        done = np.flatnonzero(ends[k, e])  # indices into the pairs
+        term, trunc = pairs(played.terminated), pairs(played.truncated)
+        flat["terminated"][step] = term
+        flat["truncated"][step] = trunc
+        # After the call, exactly the envs that stepped on its last step and did not end
+        # there have an episode in flight (every active env steps on every step).
+        going = played.stepped[-1] & ~(played.terminated[-1] | played.truncated[-1])  # [B]
+        self._active = going
+        self._t = np.where(going, played.t[-1] + 1, 0)
+        self._row = np.where(going, row[-b:], -1)
+        done = np.flatnonzero(term | trunc)  # indices into the pairs
         if done.size == 0:
             return 0
         # the observation after the last transition, for bootstrapping truncated episodes
-        dk, de, end_rows = k[done], e[done], r[done]
-        final = slot[done] + 1
-        flat["obs"][final] = played.next_obs[dk, de]
-        flat["state"][final] = played.next_state[dk, de]
-        flat["avail_actions"][final] = played.next_avail[dk, de]
+        pair = np.flatnonzero(stepped)[done]  # [E] flat (k, b) index of each ending
+        end_rows, final = r[done], slot[done] + 1
+        for name, after in (
+            ("obs", played.next_obs),
+            ("state", played.next_state),
+            ("avail_actions", played.next_avail),
+        ):
+            flat[name][final] = after.reshape(k_steps * b, *after.shape[2:])[pair]
         episodes = {name: array[end_rows] for name, array in self._pool.items()}  # copies
-        infos = [dict(played.infos[int(i), int(j)]) for i, j in zip(dk, de, strict=True)]
+        infos = [dict(played.infos[divmod(int(i), b)]) for i in pair]
         finished.append((self._order[end_rows], self._seed[end_rows], episodes, infos))
         for array in self._pool.values():
             array[end_rows] = 0
@@ -362,26 +371,3 @@ class EpisodeRunner:
             seeds=seeds[perm].tolist(),
         )
         return batch, stats
-
-
-def _no_steps(pool: dict[str, np.ndarray], b: int) -> PlayedSteps:
-    """Zero steps played: every array ``[0, B, ...]``."""
-    none = np.zeros((0, b), bool)
-    obs, state, avail = pool["obs"], pool["state"], pool["avail_actions"]
-    views = [np.zeros((0, b, *x.shape[2:]), x.dtype) for x in (obs, state, avail)]
-    return PlayedSteps(
-        started=none,
-        stepped=none,
-        t=np.zeros((0, b), np.int64),
-        actions=np.zeros((0, b, pool["actions"].shape[-1]), np.int64),
-        obs=views[0],
-        state=views[1],
-        avail=views[2],
-        reward=np.zeros((0, b), np.float32),
-        terminated=none,
-        truncated=none,
-        next_obs=views[0],
-        next_state=views[1],
-        next_avail=views[2],
-        infos={},
-    )

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from qmix.envs.base import episode_ends
 from qmix.types import AgentWeights
 
 Params = dict[str, Any]  # name -> jnp array, as AgentWeights.arrays
@@ -174,7 +175,6 @@ def make_player(
     actions, obs, state, avail, reward, terminated, truncated, the extra flags and the views
     after the step; rows not played are zeros.
     """
-    from qmix.envs.base import episode_ends
 
     def play(
         sim: Any,
