@@ -1,8 +1,10 @@
-"""The agents' acting step in JAX, for simulators written in JAX (SMAX).
+"""The agents' acting step and the runner's stepping loop in JAX, for simulators written in
+JAX (SMAX).
 
-A JAX simulator can run the agents' policy inside its own jitted step, so a collection step
-is one compiled call instead of a round trip through numpy and PyTorch for every action
-(see docs/implementation.md, "Acting inside a JAX simulator"). The maths is that of
+A JAX simulator can run the agents' policy inside its own jitted step, and the runner's loop
+around it (:func:`make_player`), so several collection steps are one compiled call instead of
+a round trip through numpy and PyTorch for every action (see docs/implementation.md, "Acting
+inside a JAX simulator"). The maths is that of
 :meth:`qmix.networks.agents.AgentNetwork.step` and :func:`qmix.policy.exploration.epsilon_greedy`
 on the weights of :class:`qmix.types.AgentWeights`; ``tests/test_smax_acting.py`` checks that
 both give the same Q-values and the same greedy episodes. Exploration draws come from a JAX
@@ -205,11 +207,10 @@ def make_player(
             terminated, truncated = episode_ends(terminated, truncated, t + 1, limit)
             terminated, truncated = terminated & active, truncated & active
             ended = terminated | truncated  # [B]
-            t = jnp.where(ended, 0, jnp.where(active, t + 1, t))
             row = pack(
                 starting,
                 active,
-                carry[4],
+                t,
                 actions,
                 obs,
                 state,
@@ -220,17 +221,19 @@ def make_player(
                 *extra,
                 *sim[2],
             )
+            t = jnp.where(ended, 0, jnp.where(active, t + 1, t))
             return (sim, agents, counter, active & ~ended, t), row, jnp.sum(ended)
 
         def body(loop: Any, _: Any) -> tuple[Any, Any]:
-            carry, taken, ended, stopped = loop
+            (sim, agents, counter, active, t), taken, ended, stopped = loop
             go = ~stopped & (ended < count)
-            idle = ~carry[3]
+            idle = ~active
             rank = jnp.cumsum(idle) - 1  # [B] place of each idle environment in the line
             starting = go & idle & (taken + rank < n_queue)  # [B]
             seeds = queue[jnp.clip(taken + rank, 0, queue.shape[0] - 1)]  # [B]
-            carry = (*carry[:3], carry[3] | starting, carry[4])
-            live = go & jnp.any(carry[3])
+            active = active | starting
+            live = go & jnp.any(active)
+            carry = (sim, agents, counter, active, t)
             row_shape = jax.eval_shape(one_step, carry, starting, seeds)[1]
 
             def skip(c: Any, m: Any, q: Any) -> tuple[Any, Any, Any]:
