@@ -87,11 +87,26 @@ def test_carried_over_episodes_keep_their_acting_state() -> None:
     assert torch.equal(collected, reference.actions)
 
 
+_Stats = tuple[list[float], list[int], list[dict[str, Any]], list[int]]  # one call's stats
+_VIEWS = ("env observations", "env states", "env avail_actions")
+_FIELDS = (
+    "obs",
+    "state",
+    "avail_actions",
+    "actions",
+    "reward",
+    "filled",
+    "terminated",
+    "truncated",
+)
+
+
 def test_several_steps_per_call_play_as_one_step_per_call() -> None:
     """SMAX playing 32 steps per compiled call gives exactly what one step per call gives:
-    episodes, seeds, returns, infos and exploration, through collect's stopping point,
-    carry-over, an evaluation between collections (seeds read ahead are kept) and drains, with
-    short episodes (limit 12) so that an env starts several episodes within one call."""
+    episodes, seeds, returns, infos, exploration and the env's views after each call, through
+    collect's stopping point, carry-over, an evaluation between collections (seeds read ahead
+    are kept) and drains, with short episodes (limit 12) so that an env starts several
+    episodes within one call."""
 
     def play(steps: int) -> tuple[list[tuple[torch.Tensor, ...]], list[_Stats], EpisodeRunner]:
         envs = SMAXVectorEnv("3m", num_envs=2, steps_per_call=steps, max_steps=12)
@@ -110,7 +125,11 @@ def test_several_steps_per_call_play_as_one_step_per_call() -> None:
         stats: list[_Stats] = []
         for call in calls:
             batch, stat = call()
-            batches.append(tuple(getattr(batch, name) for name in _FIELDS))
+            views = (envs.observations(), envs.states(), envs.avail_actions())  # after the call
+            batches.append(
+                tuple(getattr(batch, name) for name in _FIELDS)
+                + tuple(torch.from_numpy(np.array(view)) for view in views)
+            )
             stats.append((stat.returns, stat.lengths, stat.infos, stat.seeds))
         return batches, stats, runner
 
@@ -118,26 +137,13 @@ def test_several_steps_per_call_play_as_one_step_per_call() -> None:
     many, many_stats, runner = play(32)
     assert many_stats == one_stats
     for ours, theirs in zip(many, one, strict=True):
-        for name, x, y in zip(_FIELDS, ours, theirs, strict=True):
+        for name, x, y in zip((*_FIELDS, *_VIEWS), ours, theirs, strict=True):
             assert torch.equal(x, y), name
     train_seeds = [seed for i in (0, 1, 2, 4, 5) for seed in one_stats[i][3]]
     assert sorted(train_seeds) == list(range(500, 500 + len(train_seeds)))  # none skipped
     assert 12 in [length for stat in one_stats for length in stat[1]]  # the limit was hit
     assert runner._pool["obs"].shape[0] > 4  # an env started 3 episodes in one call
     assert runner.in_flight == 0
-
-
-_Stats = tuple[list[float], list[int], list[dict[str, Any]], list[int]]  # one call's stats
-_FIELDS = (
-    "obs",
-    "state",
-    "avail_actions",
-    "actions",
-    "reward",
-    "filled",
-    "terminated",
-    "truncated",
-)
 
 
 def test_exploration_picks_available_actions_and_follows_the_generator() -> None:
@@ -171,7 +177,7 @@ def test_half_exploration_mixes_greedy_and_random_actions() -> None:
     assert 0.35 < float(same) < 0.85  # expected 0.5 + 0.5 / 5 (5 moves, no target in range)
 
 
-def test_acting_needs_loaded_agents_and_full_masks() -> None:
+def test_acting_needs_loaded_agents_and_arrays_of_b_envs() -> None:
     envs = SMAXVectorEnv("3m", num_envs=2)
     idle, start = np.zeros(2, bool), np.zeros(2, np.int64)
     with pytest.raises(RuntimeError, match="load_agents"):

@@ -248,7 +248,7 @@ class EpisodeRunner:
         return PlayedSteps(
             started=starting[None],
             stepped=live[None],
-            t=t[None].copy(),
+            t=t[None],
             actions=chosen[None],
             obs=obs[None],
             state=state[None],

@@ -342,13 +342,9 @@ class SMAXVectorEnv:
         started, stepped, t_, actions, obs, state, avail, reward, term, trunc, won, *after = (
             array[:k] for array in arrays
         )
-        if k:  # each env's views after the last step it played
-            last = k - 1 - np.argmax(stepped[::-1], axis=0)  # [B]
-            played = stepped.any(axis=0)  # [B]
-            self._views = tuple(  # type: ignore[assignment]
-                np.where(played.reshape(b, *[1] * (new.ndim - 2)), new[last, np.arange(b)], old)
-                for new, old in zip(after, self._views, strict=True)
-            )
+        if k:  # the views after the last step (envs that did not step kept theirs in it)
+            obs_now, state_now, avail_now = (array[-1] for array in after)
+            self._views = (obs_now, state_now, avail_now)
         ends = zip(*np.nonzero(term | trunc), strict=True)
         return PlayedSteps(
             started=started,
