@@ -43,10 +43,14 @@ def test_unknown_presets() -> None:
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("lr=fast", "lr must be float"),
+        ("lr=fast", "lr must be a finite float"),
         ("batch_size_episodes=0", "batch_size_episodes must be >= 1"),
         ("gamma=1.5", r"gamma must be in \[0, 1\]"),
-        ("mixer=qplex", "mixer must be one of qmix, vdn, none"),
+        ("agent=lstm", "agent must be one of rnn, mlp"),
+        ("lr=1e400", "lr must be a finite float"),
+        ("lr=nan", "lr must be a finite float"),
+        ("gamma=-inf", "gamma must be a finite float"),
+        ("seed=-1", r"seed must be in \[0, 4294967295\]"),
         ("double_q=2", "double_q must be bool"),
         ("hypernet_layers=3", "hypernet_layers must be 1 or 2"),
         ("buffer_capacity_episodes=8", "exceeds buffer_capacity_episodes"),
@@ -57,6 +61,22 @@ def test_bad_values_are_one_line_errors(override: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message) as info:
         make_config("qmix", "two_step", [override])
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "override, hint",
+    [
+        ("mixer=vdn", "choose the algorithm instead: qmix train ALGO two_step"),
+        ("algo=vdn", "qmix train vdn two_step"),
+        ("task=climbing", "qmix train qmix climbing"),
+        ("env=climbing", "qmix train qmix climbing"),
+    ],
+)
+def test_overrides_that_would_mislabel_the_run_are_refused(override: str, hint: str) -> None:
+    """`qmix train qmix two_step mixer=vdn` trained VDN filed as QMIX (issue 13)."""
+    with pytest.raises(ConfigError, match="would mislabel the run") as info:
+        make_config("qmix", "two_step", [override])
+    assert hint in str(info.value)
 
 
 def test_value_parsing() -> None:

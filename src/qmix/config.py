@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -105,6 +106,10 @@ class Config:
 FIELDS: dict[str, dataclasses.Field[Any]] = {f.name: f for f in dataclasses.fields(Config)}
 ALGORITHM_KEYS = frozenset({"mixer"})
 """Keys a task preset may not set: they define the algorithm, not the task."""
+IDENTITY_KEYS = frozenset({"algo", "task", "env", *ALGORITHM_KEYS})
+"""Keys no override may set: they name what runs, and the run directory and every summary are
+filed under them, so an override would mislabel the run (issue 13)."""
+MAX_SEED = 2**32 - 1  # numpy's SeedSequence and torch both take it; -1 is a user's typo
 
 
 def field_doc(name: str) -> str:
@@ -135,6 +140,8 @@ def _validate(cfg: Config) -> None:
     hints = typing.get_type_hints(Config)
     for name, hint in hints.items():
         _check_type(name, getattr(cfg, name), hint)
+    if not 0 <= cfg.seed <= MAX_SEED:
+        raise ConfigError(f"seed must be in [0, {MAX_SEED}], got {cfg.seed}")
     for name in _POSITIVE_INTS:
         if getattr(cfg, name) < 1:
             raise ConfigError(f"{name} must be >= 1, got {getattr(cfg, name)}")
@@ -180,11 +187,15 @@ def _check_type(name: str, value: Any, hint: Any) -> None:
     ok = {
         bool: lambda v: isinstance(v, bool),
         int: lambda v: isinstance(v, int) and not isinstance(v, bool),
-        float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+        # inf and nan are never a setting: lr=1e400 parses as inf and would train on garbage
+        float: lambda v: (
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        ),
         str: lambda v: isinstance(v, str),
     }[hint](value)
     if not ok:
-        raise ConfigError(f"{name} must be {hint.__name__}, got {value!r} ({type(value).__name__})")
+        kind = "a finite float" if hint is float else hint.__name__
+        raise ConfigError(f"{name} must be {kind}, got {value!r} ({type(value).__name__})")
 
 
 # -- presets and overrides -------------------------------------------------------------------
@@ -283,6 +294,7 @@ def make_config(
         _apply(merged, task_preset, f"task preset {task!r}")
     if isinstance(overrides, list):
         overrides = dict(parse_override(item) for item in overrides)
+    _refuse_identity(algo, task, overrides or {})
     _apply(merged, overrides or {}, "overrides")
     if not merged.get("env"):
         merged["env"] = task  # a task without a preset names its environment directly
@@ -290,6 +302,44 @@ def make_config(
         return Config(**merged)
     except TypeError as err:  # pragma: no cover - _apply already rejects unknown keys
         raise ConfigError(str(err)) from err
+
+
+def _refuse_identity(algo: str, task: str, overrides: dict[str, Any]) -> None:
+    """Overrides may tune a run, never rename what runs: ``mixer=vdn`` on ``qmix`` would train
+    VDN filed as QMIX. Says what to type instead."""
+    for key in overrides:
+        head = key.partition(".")[0]
+        if head not in IDENTITY_KEYS:
+            continue
+        value = overrides[key]
+        if head == "mixer":
+            hint = (
+                f"choose the algorithm instead: qmix train ALGO {task} (`qmix presets` lists them)"
+            )
+        elif head == "algo":
+            hint = f"name it as the first word: qmix train {value} {task}"
+        else:  # task, env
+            hint = f"name the task as the second word: qmix train {algo} {value}"
+        raise ConfigError(f"{key}={value} would mislabel the run; {hint}")
+
+
+RESUMABLE_KEYS = frozenset({"total_env_steps"})
+"""Keys a resume may change without it counting as an edit (``--resume RUN total_env_steps=N``)."""
+
+
+def config_changes(trained: dict[str, Any], current: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """``{key: (trained_value, current_value)}`` for every key that differs, budget aside.
+
+    Args:
+        trained: the config a checkpoint was trained with (``Config.to_dict()``).
+        current: the config now in the run directory.
+    """
+    keys = (set(trained) | set(current)) - RESUMABLE_KEYS
+    return {
+        key: (trained.get(key), current.get(key))
+        for key in sorted(keys)
+        if trained.get(key) != current.get(key)
+    }
 
 
 def config_from_dict(data: dict[str, Any]) -> Config:
