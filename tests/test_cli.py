@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 
 
-def _qmix(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def _qmix(*args: str, cwd: Path, path: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """``qmix ARGS`` with the repository (and ``path``, as a user's PYTHONPATH) importable."""
     script = Path(sys.executable).parent / "qmix"
     command = [str(script)] if script.exists() else [sys.executable, "-m", "qmix"]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    paths = [str(Path(__file__).resolve().parents[1]), *([str(path)] if path else [])]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
     return subprocess.run(
         [*command, *args], cwd=cwd, capture_output=True, text=True, timeout=300, env=env
     )
@@ -68,7 +70,10 @@ def test_check_env_passes_and_fails_with_a_reason(tmp_path: Path) -> None:
     )
     ok = _qmix("check-env", "two_step", cwd=tmp_path)
     assert ok.returncode == 0 and "OK" in ok.stdout
-    bad = _qmix("check-env", "my_tasks:broken", cwd=tmp_path)
+    # the working directory is not on the import path unless the user puts it there
+    hidden = _qmix("check-env", "my_tasks:broken", cwd=tmp_path)
+    assert hidden.returncode == 2 and "cannot import module 'my_tasks'" in hidden.stderr
+    bad = _qmix("check-env", "my_tasks:broken", cwd=tmp_path, path=tmp_path)
     assert bad.returncode == 2
     assert "no available action" in bad.stderr and bad.stderr.strip().count("\n") == 0
     unknown = _qmix("check-env", "nope", cwd=tmp_path)

@@ -7,10 +7,15 @@ else -- so opening a checkpoint from someone else cannot run their code.
 Writes go to a temporary file in the same directory, are flushed to disk, and then renamed over
 the old checkpoint (``os.replace`` is atomic on POSIX and Windows): a crash at any moment
 leaves either the previous checkpoint or the new one, never a half-written file.
+
+Every checkpoint carries a SHA-256 digest of its contents (every tensor's bytes, dtype and
+shape, every number and string), checked on load: flipped bytes inside tensor data, which
+the zip container does not notice, are refused (issue 13).
 """
 
 from __future__ import annotations
 
+import hashlib
 import pickle
 import zipfile
 from pathlib import Path
@@ -23,7 +28,7 @@ from qmix.files import atomic_write
 CHECKPOINT_NAME = "checkpoint.pt"  # the full training state, for resuming
 MODEL_NAME = "model.pt"  # the final networks only, for evaluation
 BEST_MODEL_NAME = "model_best.pt"  # the networks of the best greedy test so far
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: a content digest, and the run's id and config in every file
 
 
 class CheckpointError(Exception):
@@ -40,9 +45,39 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> Path:
     Returns:
         ``path``.
     """
-    return atomic_write(
-        path, lambda tmp: torch.save({"format": FORMAT_VERSION, **state}, tmp), durable=True
-    )
+    body = {"format": FORMAT_VERSION, **state}
+    body["digest"] = content_digest(body)
+    return atomic_write(path, lambda tmp: torch.save(body, tmp), durable=True)
+
+
+def content_digest(state: dict[str, Any]) -> str:
+    """SHA-256 of a checkpoint's contents (its ``digest`` entry left out), in a fixed order.
+
+    Tensors count with their dtype, shape and raw bytes (hashed in place, no copy), plain
+    values with their type and ``repr`` (exact for floats); mapping keys are visited sorted.
+    """
+    digest = hashlib.sha256()
+
+    def visit(value: Any) -> None:
+        if isinstance(value, torch.Tensor):
+            tensor = value.detach().cpu().contiguous()
+            digest.update(f"T{tensor.dtype}{tuple(tensor.shape)}".encode())
+            digest.update(tensor.reshape(-1).view(torch.uint8).numpy().data)
+        elif isinstance(value, dict):
+            keys = sorted((k for k in value if value is not state or k != "digest"), key=repr)
+            digest.update(f"D{len(keys)}".encode())
+            for key in keys:
+                digest.update(repr(key).encode())
+                visit(value[key])
+        elif isinstance(value, (list, tuple)):
+            digest.update(f"L{len(value)}".encode())
+            for item in value:
+                visit(item)
+        else:
+            digest.update(f"{type(value).__name__}:{value!r};".encode())
+
+    visit(state)
+    return digest.hexdigest()
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -79,6 +114,12 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION:
         found = state.get("format") if isinstance(state, dict) else type(state).__name__
         raise CheckpointError(
-            f"{path} is not a qmix checkpoint of format {FORMAT_VERSION} (found {found!r})"
+            f"{path} is not a qmix checkpoint of format {FORMAT_VERSION} (found {found!r}); "
+            "it was left untouched"
+        )
+    if state.get("digest") != content_digest(state):
+        raise CheckpointError(
+            f"checkpoint {path} is damaged: its contents do not match its checksum (flipped "
+            "bytes?); it was left untouched: restore a copy or start a new run"
         )
     return state

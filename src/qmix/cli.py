@@ -1,14 +1,20 @@
 """Command line: ``qmix train | eval | plot | summary | presets | check-env``.
 
-Parses, then calls the public API. Configuration problems and damaged checkpoints print one
-line to stderr and exit with status 2; nothing is written and nothing is overwritten.
+Parses, then calls the public API. Exit status: 0 done; 2 a problem with the input, the files
+or the machine (bad config, damaged checkpoint, disk full, run directory in use: one line on
+stderr, nothing written or overwritten); 1 the run failed (the environment raised, hung or
+returned garbage, or training diverged: one line, the traceback in the run's error.log);
+130 / 143 stopped by SIGINT / SIGTERM after saving a checkpoint.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
+import traceback
 from pathlib import Path
 
 from qmix.config import (
@@ -40,6 +46,18 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--run-dir", help="write here instead of a new folder under runs_dir")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue RUN_DIR from its checkpoint")
     train.add_argument(
+        "--restart",
+        metavar="RUN_DIR",
+        help="start RUN_DIR again from scratch, in place (only a run stopped before its first "
+        "checkpoint)",
+    )
+    train.add_argument(
+        "--accept-config-change",
+        action="store_true",
+        help="--resume although config.yaml was edited (the change is recorded in metadata.json)",
+    )
+    _trust_flag(train)
+    train.add_argument(
         "--seeds",
         metavar="SPEC",
         help="train several seeds in parallel processes, e.g. 0-4 or 0,3,7 (bounded by the "
@@ -60,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--render", metavar="OUT.gif", help="write an animated GIF of one episode")
     ev.add_argument("--heatmap", metavar="OUT.png", help="matrix games: Q_tot heatmaps")
+    _trust_flag(ev)
     plot = sub.add_parser(
         "plot",
         help="learning curves of several runs with 95%% bootstrap bands",
@@ -90,6 +109,15 @@ def _parser() -> argparse.ArgumentParser:
     presets = sub.add_parser("presets", help="list algorithms, tasks and config keys")
     presets.add_argument("--keys", action="store_true", help="also list every config key")
     return parser
+
+
+def _trust_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--trust-env",
+        action="store_true",
+        help="build a module:factory environment named by the run directory's config.yaml "
+        "(that runs its code: only for run directories you trust)",
+    )
 
 
 def _presets(show_keys: bool) -> None:
@@ -124,6 +152,15 @@ def _check_env(task: str, items: list[str], num_envs: int) -> int:
     except (ConfigError, EnvCheckError, ValueError) as err:
         print(f"qmix: check-env {task}: {err}", file=sys.stderr)
         return 2
+    except Exception as err:  # the environment's own code failed: show where, then one line
+        details = getattr(err, "details", "") or traceback.format_exc()
+        print(details.rstrip(), file=sys.stderr)
+        line = str(err).splitlines()[0] if str(err).strip() else ""
+        print(
+            f"qmix: check-env {task}: the environment failed: {type(err).__name__}: {line}",
+            file=sys.stderr,
+        )
+        return 2
     print(f"{task}: OK  {info}")
     return 0
 
@@ -138,6 +175,8 @@ def parse_seeds(spec: str) -> list[int]:
             if last < first:
                 raise ValueError
             seeds.extend(range(first, last + 1))
+        if len(seeds) > MAX_SEEDS:
+            raise ConfigError(f"--seeds {spec!r} names more than {MAX_SEEDS} seeds; split it")
     except ValueError:
         raise ConfigError(f"--seeds {spec!r}: use a range like 0-4 or a list like 0,3,7") from None
     if len(set(seeds)) != len(seeds):
@@ -145,9 +184,19 @@ def parse_seeds(spec: str) -> list[int]:
     return seeds
 
 
-def _train(args: argparse.Namespace) -> int:
-    from qmix.trainer import resume, train
+MAX_SEEDS = 1000  # one process and run directory each: more is a typo
 
+
+def _train(args: argparse.Namespace) -> int:
+    from qmix.trainer import restart, resume, train
+
+    if args.resume and args.restart:
+        raise ConfigError("--resume and --restart exclude each other: choose one")
+    if args.restart:
+        if args.words:
+            raise ConfigError(f"--restart takes no other words, got {args.words[0]!r}")
+        restart(Path(args.restart), progress=not args.quiet, trust_env=args.trust_env)
+        return 0
     if args.resume:
         budget = None
         for item in args.words:
@@ -157,8 +206,17 @@ def _train(args: argparse.Namespace) -> int:
                     f"--resume takes no overrides except total_env_steps=N, got {item!r}"
                 )
             budget = value
-        resume(Path(args.resume), progress=not args.quiet, total_env_steps=budget)
+        resume(
+            Path(args.resume),
+            progress=not args.quiet,
+            total_env_steps=budget,
+            trust_env=args.trust_env,
+            accept_config_change=args.accept_config_change,
+        )
         return 0
+    if args.accept_config_change or args.trust_env:
+        flag = "--accept-config-change" if args.accept_config_change else "--trust-env"
+        raise ConfigError(f"{flag} is for --resume / --restart of an existing run directory")
     if len(args.words) < 2:
         raise ConfigError("usage: qmix train ALGO TASK [key=value ...] (or --resume RUN_DIR)")
     algo, task, overrides = args.words[0], args.words[1], list(args.words[2:])
@@ -194,22 +252,61 @@ def _train_seeds(
         raise ConfigError(f"{taken[0]} already exists: choose another --run-dir or remove it")
     print(f"training {len(seeds)} seeds, {jobs} at a time, into {base}/", flush=True)
 
+    children: dict[int, subprocess.Popen[bytes]] = {}
+    stopped: list[int] = []  # the signal that stops this parent, once one came
+    guard = threading.Lock()
+
+    def forward(signum: int, frame: object) -> None:
+        """Pass SIGINT / SIGTERM to every child (each saves a checkpoint); start no more."""
+        with guard:
+            stopped.append(signum)
+            for proc in children.values():
+                proc.send_signal(signum)
+
     def one(seed: int, run_dir: Path) -> int:
         command = [sys.executable, "-m", "qmix", "train", algo, task, *overrides]
         command += [f"seed={seed}", "--run-dir", str(run_dir), "--quiet"]
         log = run_dir.with_name(run_dir.name + ".log")
-        with log.open("w") as handle:
-            code = subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT).returncode
+        with guard:
+            if stopped:
+                print(f"  seed {seed}: not started", flush=True)
+                return 128 + stopped[0]
+            handle = log.open("w")
+            # a session of its own: a terminal's Ctrl-C reaches the child once, through us
+            proc = subprocess.Popen(
+                command, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+            )
+            children[seed] = proc
+        with handle:
+            code = proc.wait()
+        with guard:
+            children.pop(seed)
         done = (run_dir / "metrics.jsonl").exists()
-        rows = [r for r in read_metrics(run_dir) if "test_return" in r] if done else []
+        try:
+            rows = [r for r in read_metrics(run_dir) if "test_return" in r] if done else []
+        except ValueError:
+            rows = []
         last = f"final test return {rows[-1]['test_return']:.3f}" if rows else "no test rows"
-        status = "done" if code == 0 else f"FAILED (exit {code}, see {log})"
+        if code in (130, 143):
+            status = f"stopped with a checkpoint (continue: qmix train --resume {run_dir})"
+        else:
+            status = "done" if code == 0 else f"FAILED (exit {code}, see {log})"
         print(f"  seed {seed}: {status}, {last} -> {run_dir}", flush=True)
         return code
 
     base.mkdir(parents=True, exist_ok=True)
-    with ThreadPoolExecutor(jobs) as pool:
-        codes = list(pool.map(one, seeds, dirs))
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with ThreadPoolExecutor(jobs) as pool:
+            codes = list(pool.map(one, seeds, dirs))
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if stopped:
+        print(f"stopped by {signal.Signals(stopped[0]).name}; children waited for", flush=True)
+        return 128 + stopped[0]
     print(f"compare them: qmix plot {base} -o curves.png; qmix summary {base}")
     return 0 if all(code == 0 for code in codes) else 1
 
@@ -217,15 +314,17 @@ def _train_seeds(
 def _eval(args: argparse.Namespace) -> int:
     from qmix.run import load
 
-    run = load(args.run_dir, best=args.best)
+    run = load(args.run_dir, best=args.best, trust_env=args.trust_env)
     result = run.evaluate(episodes=args.episodes)
     print(f"{run.run_dir}{' (best test)' if args.best else ''}: {result.summary()}")
     if args.render:
         from qmix.envs.registry import env_spec, make_env
         from qmix.render import record_episode, save_gif
+        from qmix.run import require_trusted_env
         from qmix.trainer import EVAL_STREAM, episode_seeds
 
         cfg = run.config
+        require_trusted_env(cfg, args.trust_env, run.run_dir)
         if env_spec(cfg.env).vectorised:
             raise ConfigError(f"--render cannot draw {cfg.env}: it works for LBF, RWARE and MPE")
         env = make_env(cfg.env, cfg.env_args)
@@ -271,24 +370,44 @@ def _summary(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``qmix`` console script."""
     args = _parser().parse_args(argv)
-    if "" not in sys.path and os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())  # a user's module:factory in the working directory
+    # The working directory is not put on the import path: a module:factory must be
+    # importable (installed, or PYTHONPATH=. given by the user), never picked up by surprise.
     if args.command == "presets":
         _presets(args.keys)
         return 0
     if args.command == "check-env":
         return _check_env(args.task, args.env_args, args.num_envs)
     from qmix.checkpoint import CheckpointError
+    from qmix.envs.base import EnvError
+    from qmix.envs.vector import EnvWorkerError
+    from qmix.learner import DivergenceError
+    from qmix.rundir import RunInterrupted, describe_os_error
 
     commands = {"train": _train, "eval": _eval, "plot": _plot, "summary": _summary}
     try:
         return commands[args.command](args)
+    except RunInterrupted as stop:
+        print(
+            f"qmix: {stop}; continue it with: qmix train --resume {stop.run_dir}",
+            file=sys.stderr,
+        )
+        return 128 + stop.signum
+    except KeyboardInterrupt:
+        print("qmix: stopped at once; the last checkpoint is kept", file=sys.stderr)
+        return 130
+    except (EnvError, DivergenceError) as err:
+        where = getattr(err, "error_log", None)
+        if isinstance(err, EnvError) and err.details and not isinstance(err, EnvWorkerError):
+            print(err.details.rstrip(), file=sys.stderr)  # the environment's own traceback
+        saved = f" (traceback in {where})" if where else ""
+        print(f"qmix: error: {err}{saved}", file=sys.stderr)
+        return 1
     except (ConfigError, CheckpointError, ValueError) as err:
         print(f"qmix: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("qmix: interrupted", file=sys.stderr)
-        return 130
+    except OSError as err:
+        print(f"qmix: error: {describe_os_error(err)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -62,7 +62,7 @@ class MetricsWriter:
         with self.path.open("a") as handle:
             handle.write(json.dumps(row) + "\n")
         if self._tb is not None:
-            group = "test" if any(key.startswith("test_") for key in row) else "train"
+            group = row_kind(row)
             step = int(row["env_steps"])
             for key, value in row.items():
                 if key in _NOT_SCALARS or isinstance(value, bool):
@@ -145,14 +145,18 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     """Rows of a run directory's ``metrics.jsonl``.
 
     A truncated last line (a run still writing, or killed mid-write) is ignored; a bad line
-    anywhere else is an error.
+    anywhere else is an error. One run writes each kind of row (test rows, training rows) at
+    strictly increasing env steps, so a row whose ``env_steps`` goes backwards or repeats
+    means two writers or a spliced file, and is refused rather than averaged (issue 13).
 
     Raises:
-        ValueError: a line other than the last is not a JSON object.
+        ValueError: a line other than the last is not a JSON object, or a row's env steps do
+            not increase.
     """
     path = Path(run_dir) / "metrics.jsonl"
     lines = [line for line in path.read_text().splitlines() if line.strip()]
     rows: list[dict[str, Any]] = []
+    last: dict[str, float] = {}  # kind -> env steps of its latest row
     for i, line in enumerate(lines):
         try:
             row = json.loads(line)
@@ -160,10 +164,23 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
             if i == len(lines) - 1:
                 break  # partially written final row of a live or killed run
             raise ValueError(f"{path}: line {i + 1} is not valid JSON") from None
-        if not isinstance(row, dict):
-            raise ValueError(f"{path}: line {i + 1} is not a JSON object")
+        if not isinstance(row, dict) or not isinstance(row.get("env_steps"), (int, float)):
+            raise ValueError(f"{path}: line {i + 1} is not a metrics row (no env_steps)")
+        kind = row_kind(row)
+        if kind in last and row["env_steps"] <= last[kind]:
+            raise ValueError(
+                f"{path}: line {i + 1} ({kind} row) is at {row['env_steps']} env steps after "
+                f"a row at {last[kind]}: two processes wrote to this run, or the file was "
+                "edited; its figures cannot be trusted"
+            )
+        last[kind] = row["env_steps"]
         rows.append(row)
     return rows
+
+
+def row_kind(row: dict[str, Any]) -> str:
+    """``test`` for a greedy test row, ``train`` for a training log row."""
+    return "test" if any(key.startswith("test_") for key in row) else "train"
 
 
 def _clock(seconds: float) -> str:

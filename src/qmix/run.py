@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import yaml
 
-from qmix.config import Config, ConfigError, config_from_dict
+from qmix.config import Config, ConfigError, config_changes, config_from_dict
 from qmix.types import EnvInfo
 
 if TYPE_CHECKING:
@@ -70,6 +70,7 @@ class Run:
     metrics: list[dict[str, Any]]
     learner: QLearner
     tables: dict[str, Any] | None = field(default=None)
+    trust_env: bool = True  # False for a run loaded from disk: see require_trusted_env
 
     @property
     def test_returns(self) -> list[float]:
@@ -90,18 +91,72 @@ class Run:
         from qmix.runner import EpisodeRunner
         from qmix.trainer import EVAL_STREAM, episode_seeds
 
-        if episodes < 1:
-            raise ValueError(f"episodes must be >= 1, got {episodes}")
+        if not 1 <= episodes <= MAX_EVAL_EPISODES:
+            raise ConfigError(f"episodes must be in [1, {MAX_EVAL_EPISODES}], got {episodes}")
         cfg = self.config
+        require_trusted_env(cfg, self.trust_env, self.run_dir)
         b = min(n_envs or cfg.n_envs, episodes)
-        envs = make_vector_env(cfg.env, cfg.env_args, b, cfg.env_workers)
+        envs = make_vector_env(
+            cfg.env, cfg.env_args, b, cfg.env_workers, cfg.worker_timeout_seconds
+        )
+        returns: list[float] = []
+        lengths: list[int] = []
+        wins: list[bool] = []
         try:
-            runner = EpisodeRunner(envs, self.learner.controller)
-            _, stats = runner.run(episode_seeds(cfg.seed, EVAL_STREAM, 0, episodes), 0.0)
+            runner = EpisodeRunner(envs, self.learner.controller, name=cfg.env)
+            # in chunks, so memory stays bounded however many episodes are asked for
+            for first in range(0, episodes, EVAL_CHUNK):
+                seeds = episode_seeds(
+                    cfg.seed, EVAL_STREAM, first, min(EVAL_CHUNK, episodes - first)
+                )
+                _, stats = runner.run(seeds, 0.0)
+                returns += stats.returns
+                lengths += stats.lengths
+                wins += [bool(i["battle_won"]) for i in stats.infos if "battle_won" in i]
         finally:
             envs.close()
-        wins = [bool(i["battle_won"]) for i in stats.infos if "battle_won" in i]
-        return EvalResult(returns=stats.returns, lengths=stats.lengths, wins=wins)
+        return EvalResult(returns=returns, lengths=lengths, wins=wins)
+
+
+MAX_EVAL_EPISODES = 1_000_000  # more is a typo, not an evaluation
+EVAL_CHUNK = 1024  # episodes held in memory at once by Run.evaluate
+
+
+def require_trusted_env(cfg: Config, trust_env: bool, run_dir: Path) -> None:
+    """Refuse to build an environment whose construction would import code named by a run
+    directory's ``config.yaml``, unless the user trusts that directory (issue 13).
+
+    Registered environments are safe to build from any run directory, except where an
+    ``env_args`` string holds a ``module:name`` (gymnasium imports ``module`` for such ids).
+
+    Raises:
+        ConfigError: the config names code to import and ``trust_env`` is False.
+    """
+    from qmix.envs.registry import ENVS
+
+    if trust_env:
+        return
+    named: str | None = None
+    if cfg.env not in ENVS:
+        named = cfg.env
+    else:
+        named = next((v for v in _strings(cfg.env_args) if ":" in v), None)
+    if named is not None:
+        raise ConfigError(
+            f"{run_dir}/config.yaml names {named!r}, which would import and run that module's "
+            "code: pass --trust-env (trust_env=True) only if you trust this run directory"
+        )
+
+
+def _strings(value: Any) -> list[str]:
+    """Every string inside nested mappings and lists."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, (list, tuple)):
+        return [s for v in value for s in _strings(v)]
+    return []
 
 
 def read_run_config(run_dir: Path) -> Config:
@@ -122,20 +177,23 @@ def read_run_config(run_dir: Path) -> Config:
     return config_from_dict(data)
 
 
-def load(path: str | Path, best: bool = False) -> Run:
+def load(path: str | Path, best: bool = False, trust_env: bool = False) -> Run:
     """Load a run directory: its config, metrics and trained networks.
 
     Uses the final ``model.pt`` when the run finished, else the latest ``checkpoint.pt``
-    (both read with ``torch.load(weights_only=True)``: no code is unpickled).
+    (both read with ``torch.load(weights_only=True)``: no code is unpickled). The file must
+    belong to this run (its run id) and have been trained with its ``config.yaml``.
 
     Args:
         path: a run directory (as written by ``qmix train``).
         best: load ``model_best.pt`` instead, the networks of the run's best greedy test
             (highest win rate where the task reports wins, else highest test return).
+        trust_env: let :meth:`Run.evaluate` build a ``module:factory`` environment that the
+            run's config names (it runs that module's code).
 
     Raises:
         ConfigError: not a run directory, or its config is invalid.
-        CheckpointError: no weights, or the file is damaged.
+        CheckpointError: no weights, the file is damaged, of another run or another config.
     """
     from qmix.checkpoint import (
         BEST_MODEL_NAME,
@@ -157,6 +215,7 @@ def load(path: str | Path, best: bool = False) -> Run:
     if not weights.exists():
         raise CheckpointError(f"{run_dir} has no {MODEL_NAME} or {CHECKPOINT_NAME} to load")
     state = load_checkpoint(weights)
+    _check_belongs(run_dir, weights, state, cfg)
     try:
         # the task's sizes are saved with the weights, so loading builds no environment
         learner = build_learner(cfg, EnvInfo(**state["env_info"]))
@@ -165,4 +224,30 @@ def load(path: str | Path, best: bool = False) -> Run:
         raise CheckpointError(f"{weights} does not fit the run's config ({err})") from err
     metrics_path = run_dir / "metrics.jsonl"
     metrics = read_metrics(run_dir) if metrics_path.exists() else []
-    return Run(run_dir=run_dir, config=cfg, metrics=metrics, learner=learner)
+    return Run(run_dir=run_dir, config=cfg, metrics=metrics, learner=learner, trust_env=trust_env)
+
+
+def _check_belongs(run_dir: Path, weights: Path, state: dict[str, Any], cfg: Config) -> None:
+    """The weights file was written by this run, with this config (or a change of it that a
+    resume accepted and recorded in metadata.json)."""
+    import json
+
+    from qmix.checkpoint import CheckpointError
+
+    meta_path = run_dir / "metadata.json"
+    try:
+        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    except ValueError as err:
+        raise ConfigError(f"{meta_path} is not valid JSON ({err}); restore it") from None
+    if state.get("run_id") != meta.get("run_id"):
+        raise CheckpointError(
+            f"{weights} belongs to another run (run id {state.get('run_id')!r}, "
+            f"metadata.json says {meta.get('run_id')!r}): put the run's own file back"
+        )
+    accepted = {key for entry in meta.get("resumed", []) for key in entry.get("config_changes", {})}
+    changed = set(config_changes(state.get("config", {}), cfg.to_dict())) - accepted
+    if changed:
+        raise CheckpointError(
+            f"{weights} was trained with another config than {run_dir / 'config.yaml'} "
+            f"(differs in {', '.join(sorted(changed))}): undo the edit of config.yaml"
+        )

@@ -6,16 +6,24 @@ explicit arguments.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import json
+import os
 import re
+import shutil
+import signal
+import sys
+import threading
 import time
+import traceback
+import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -29,19 +37,28 @@ from qmix.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from qmix.config import Config, ConfigError
+from qmix.config import Config, ConfigError, config_changes
 from qmix.data.episode_batch import EpisodeBatch
 from qmix.data.replay_buffer import ReplayBuffer
+from qmix.envs.base import VectorEnv
 from qmix.envs.matrix import TabularGame
 from qmix.envs.registry import env_spec, make_env, make_vector_env
 from qmix.evaluate import format_tables, q_tables
-from qmix.learner import QLearner
-from qmix.logging import MetricsWriter, Progress, run_metadata, write_json
+from qmix.files import atomic_write_text
+from qmix.learner import DivergenceError, QLearner
+from qmix.logging import MetricsWriter, Progress, read_metrics, run_metadata, write_json
 from qmix.networks.agents import build_agent
 from qmix.networks.mixers import Mixer, build_mixer
 from qmix.policy.controller import AgentController, agent_input_dim
 from qmix.policy.exploration import LinearSchedule
-from qmix.run import Run, read_run_config
+from qmix.run import Run, read_run_config, require_trusted_env
+from qmix.rundir import (
+    RunInterrupted,
+    RunLock,
+    create_run_dir,
+    holds_run,
+    remove_stale_temps,
+)
 from qmix.runner import EpisodeRunner, RolloutStats
 from qmix.types import EnvInfo
 
@@ -113,17 +130,6 @@ def run_name(cfg: Config) -> str:
     return f"{cfg.algo}_{task}_seed{cfg.seed}"
 
 
-def new_run_dir(cfg: Config) -> Path:
-    """A fresh, unique run directory under ``cfg.runs_dir``."""
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = Path(cfg.runs_dir) / f"{run_name(cfg)}_{stamp}"
-    path, k = base, 1
-    while path.exists():
-        path, k = Path(f"{base}-{k}"), k + 1
-    path.mkdir(parents=True)
-    return path
-
-
 def evaluate_greedy(
     runner: EpisodeRunner, cfg: Config, episodes: int, first_index: int
 ) -> RolloutStats:
@@ -156,76 +162,391 @@ class LoopState:
     best_test_env_steps: int = 0
 
 
-def train(
-    cfg: Config, run_dir: Path | None = None, progress: bool = True, resume: bool = False
-) -> Run:
+ERROR_LOG = "error.log"  # the traceback of what stopped a run, kept in its directory
+
+
+@contextlib.contextmanager
+def _error_log(run_dir: Path) -> Iterator[None]:
+    """Save the traceback of an exception that stops the run (and a worker's or an
+    environment's own traceback) to ``run_dir/error.log`` before it propagates."""
+    try:
+        yield
+    except Exception as err:
+        text = traceback.format_exc()
+        details = getattr(err, "details", "")
+        if details:
+            text += f"\nThe environment's own traceback:\n{details}"
+        with contextlib.suppress(OSError):  # a full disk must not hide the real error
+            atomic_write_text(run_dir / ERROR_LOG, text)
+            err.error_log = run_dir / ERROR_LOG  # type: ignore[attr-defined]  # for the CLI
+        raise
+
+
+class _StopSignals:
+    """While active, SIGINT and SIGTERM ask the loop to stop after its current step (main
+    thread only; elsewhere signals keep their handlers). A second signal stops at once."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum is not None:  # asked twice: stop now, without a checkpoint
+            raise KeyboardInterrupt
+        self.signum = signum
+        print(
+            f"\nqmix: {signal.Signals(signum).name}: stopping after this step and saving a "
+            "checkpoint (send it again to stop at once, without saving)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def __enter__(self) -> _StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+@dataclass
+class _Opened:
+    """A run directory held by this process, and what a resume found in it."""
+
+    run_dir: Path
+    lock: RunLock
+    run_id: str
+    checkpoint: dict[str, Any] | None = None
+    config_changes: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+
+
+def train(cfg: Config, run_dir: Path | None = None, progress: bool = True) -> Run:
     """Train ``cfg`` to its budget and return the finished :class:`Run`.
+
+    SIGINT (Ctrl-C) and SIGTERM stop the run after its current step with a checkpoint, and
+    raise :class:`RunInterrupted`; continue it with :func:`resume`.
 
     Args:
         cfg: a validated configuration (see :func:`qmix.config.make_config`).
-        run_dir: where to write; a new folder under ``cfg.runs_dir`` by default.
+        run_dir: where to write (created if missing; it may not hold a run); a new folder
+            under ``cfg.runs_dir`` by default.
         progress: print progress lines and the final tables.
-        resume: continue from ``run_dir``'s checkpoint (see :func:`resume`).
 
     Raises:
-        ConfigError: the task cannot be built from ``cfg`` (nothing is written).
-        CheckpointError: ``resume`` and the checkpoint is missing or damaged (nothing written).
+        ConfigError: the task cannot be built from ``cfg``, the machine cannot run it, or
+            ``run_dir`` holds a run or is in use (nothing is written).
+        OSError: the run directory cannot be written (disk full, read-only).
+        EnvError: the environment raised, hung or returned non-finite or misshapen output.
+        DivergenceError: the loss, Q-values or gradient stopped being finite (the last
+            checkpoint is kept).
     """
-    # ---- set-up ---------------------------------------------------------------------------
-    torch.set_num_threads(cfg.torch_threads)
-    torch.manual_seed(cfg.seed)
-    rng = torch.Generator().manual_seed(cfg.seed)  # exploration draws and replay sampling
-    checkpoint = None
-    if not resume and run_dir is not None and (run_dir / "config.yaml").exists():
+    return _train(cfg, run_dir, progress, mode="new")
+
+
+def resume(
+    run_dir: Path,
+    progress: bool = True,
+    total_env_steps: int | None = None,
+    *,
+    trust_env: bool = False,
+    accept_config_change: bool = False,
+) -> Run:
+    """Continue the run in ``run_dir`` from its last checkpoint, exactly as if never stopped.
+
+    Args:
+        run_dir: a run directory with ``config.yaml`` and ``checkpoint.pt``.
+        progress: print progress lines.
+        total_env_steps: a larger budget to train on to (default: the run's own).
+        trust_env: build a ``module:factory`` environment named by the run's config (that
+            imports and runs the module's code: only for run directories you trust).
+        accept_config_change: continue although ``config.yaml`` was edited since the
+            checkpoint was written; the change is recorded in ``metadata.json``.
+
+    Raises:
+        CheckpointError: no usable checkpoint, or the files disagree with it (left as they are).
+        ConfigError: the config is unreadable, was edited, or names an untrusted environment.
+        RunDirBusy: another process is writing to ``run_dir``.
+    """
+    return _train(
+        None,
+        Path(run_dir),
+        progress,
+        mode="resume",
+        trust_env=trust_env,
+        accept_config_change=accept_config_change,
+        total_env_steps=total_env_steps,
+    )
+
+
+def restart(run_dir: Path, progress: bool = True, *, trust_env: bool = False) -> Run:
+    """Start the run in ``run_dir`` again from scratch, in place, with its saved config.
+
+    Only for a run stopped before its first checkpoint (there is nothing to resume): its
+    metrics, TensorBoard events and model files are removed first.
+
+    Raises:
+        ConfigError: ``run_dir`` has a checkpoint (resume it instead), or see :func:`resume`.
+    """
+    return _train(None, Path(run_dir), progress, mode="restart", trust_env=trust_env)
+
+
+def _train(
+    cfg: Config | None,
+    run_dir: Path | None,
+    progress: bool,
+    mode: Literal["new", "resume", "restart"],
+    trust_env: bool = True,
+    accept_config_change: bool = False,
+    total_env_steps: int | None = None,
+) -> Run:
+    # ---- set-up: the run directory first when it exists (locked), so two processes never
+    # ---- both read it; a new one only after everything that can fail on the config.
+    # SIGINT / SIGTERM from here on stop the run after its first step, with a checkpoint.
+    with _StopSignals() as stop:
+        opened: _Opened | None = None
+        if mode != "new":
+            assert run_dir is not None
+            opened = _open_existing(run_dir, mode, accept_config_change)
+        try:
+            if opened is not None:
+                cfg = read_run_config(opened.run_dir)
+                if total_env_steps is not None:
+                    cfg = dataclasses.replace(cfg, total_env_steps=total_env_steps)
+                require_trusted_env(cfg, trust_env, opened.run_dir)
+            assert cfg is not None
+            return _run(cfg, run_dir, progress, opened, stop)
+        finally:
+            if opened is not None:
+                opened.lock.release()
+
+
+def _open_existing(
+    run_dir: Path, mode: Literal["resume", "restart"], accept_config_change: bool
+) -> _Opened:
+    """Lock an existing run directory and check its files against its checkpoint."""
+    if not run_dir.is_dir():
+        raise ConfigError(f"{run_dir} is not a run directory")
+    lock = RunLock(run_dir)
+    try:
+        remove_stale_temps(run_dir)  # a kill during an atomic write; we hold the lock
+        cfg = read_run_config(run_dir)
+        meta = _read_metadata(run_dir)
+        has_checkpoint = (run_dir / CHECKPOINT_NAME).exists()
+        if mode == "restart":
+            if has_checkpoint:
+                raise ConfigError(
+                    f"{run_dir} has a checkpoint: continue it with qmix train --resume {run_dir}"
+                )
+            return _Opened(run_dir, lock, run_id=uuid.uuid4().hex)
+        if not has_checkpoint:
+            raise CheckpointError(
+                f"{run_dir} has no {CHECKPOINT_NAME}: it stopped before its first checkpoint; "
+                f"start it again in place with: qmix train --restart {run_dir}"
+            )
+        checkpoint = load_checkpoint(run_dir / CHECKPOINT_NAME)
+        run_id = str(meta.get("run_id", ""))
+        if checkpoint.get("run_id") != run_id:
+            raise CheckpointError(
+                f"{run_dir / CHECKPOINT_NAME} belongs to another run (run id "
+                f"{checkpoint.get('run_id')!r}, metadata.json says {run_id!r}); it was left "
+                "untouched: put the run's own checkpoint back"
+            )
+        changes = config_changes(checkpoint.get("config", {}), cfg.to_dict())
+        if changes and not accept_config_change:
+            listed = ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in changes.items())
+            raise ConfigError(
+                f"{run_dir / 'config.yaml'} differs from the config its checkpoint was trained "
+                f"with ({listed}): undo the edit, or resume with --accept-config-change "
+                "(recorded in metadata.json)"
+            )
+        _check_metrics_file(run_dir, int(checkpoint["loop"]["metric_rows"]))
+        return _Opened(run_dir, lock, run_id, checkpoint, changes)
+    except BaseException:
+        lock.release()
+        raise
+
+
+def _check_metrics_file(run_dir: Path, expected_rows: int) -> None:
+    """The checkpoint keeps ``expected_rows`` metric rows: they must all be there."""
+    path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        if expected_rows == 0:
+            return  # killed after the checkpoint, before the first row: nothing is missing
+        raise CheckpointError(
+            f"{path} is missing but the checkpoint expects {expected_rows} rows: restore it "
+            f"(or start a new run); nothing was changed"
+        )
+    rows = read_metrics(run_dir)
+    if len(rows) < expected_rows:
+        raise CheckpointError(
+            f"{path} has {len(rows)} rows but the checkpoint expects at least {expected_rows} "
+            "(shortened or replaced?): restore it (or start a new run); nothing was changed"
+        )
+
+
+def _read_metadata(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "metadata.json"
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except ValueError as err:
+        raise ConfigError(f"{path} is not valid JSON ({err}); restore it") from None
+    return data if isinstance(data, dict) else {}
+
+
+def _check_machine(cfg: Config, info: EnvInfo) -> None:
+    """What the config asks of this machine, checked before anything is written."""
+    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(
+            f"device={cfg.device} but this torch sees no CUDA device "
+            f"(torch {torch.__version__}); use device=cpu"
+        )
+    episode = EpisodeBatch.nbytes_per_episode(info)
+    episodes = cfg.buffer_capacity_episodes + 2 * cfg.n_envs + cfg.batch_size_episodes
+    needed = episodes * episode
+    total = _physical_memory()
+    if total is not None and needed > 0.8 * total:
+        raise ConfigError(
+            f"the replay buffer ({cfg.buffer_capacity_episodes} episodes of "
+            f"{episode / 2**10:.1f} KiB) and {cfg.n_envs} environments' episodes need "
+            f"{needed / 2**30:.1f} GiB of memory; this machine has {total / 2**30:.1f} GiB: "
+            "lower buffer_capacity_episodes or n_envs"
+        )
+
+
+def _physical_memory() -> int | None:
+    """Bytes of physical memory (``None`` where the platform does not say)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _open_new(cfg: Config, run_dir: Path | None) -> _Opened:
+    """Create (or take an empty) run directory and lock it."""
+    created = run_dir is None or not run_dir.exists()
+    if run_dir is None:
+        run_dir = create_run_dir(
+            Path(cfg.runs_dir) / f"{run_name(cfg)}_{datetime.now():%Y%m%d-%H%M%S}"
+        )
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        lock = RunLock(run_dir)
+    except BaseException:
+        if created:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    if holds_run(run_dir):
+        lock.release()
         raise ConfigError(
             f"{run_dir} already holds a run: continue it with --resume, or choose another run dir"
         )
-    if resume:
-        if run_dir is None:
-            raise ValueError("resume needs the run directory")
-        checkpoint = load_checkpoint(run_dir / CHECKPOINT_NAME)  # before anything is built
+    return _Opened(run_dir, lock, run_id=uuid.uuid4().hex)
+
+
+def _start_files(cfg: Config, opened: _Opened, mode: str, env_steps: int) -> None:
+    """config.yaml and metadata.json: written for a new run, updated by a resume or restart
+    only once its set-up has succeeded."""
+    run_dir = opened.run_dir
+    meta = _read_metadata(run_dir)
+    if mode == "resume":
+        entry: dict[str, Any] = {**run_metadata(cfg.seed), "from_env_steps": env_steps}
+        if opened.config_changes:
+            entry["config_changes"] = {k: list(v) for k, v in opened.config_changes.items()}
+        old = read_run_config(run_dir)
+        if old.total_env_steps != cfg.total_env_steps:
+            entry["total_env_steps"] = cfg.total_env_steps
+        meta.setdefault("resumed", []).append(entry)
+    else:
+        if mode == "restart":
+            for name in ("metrics.jsonl", MODEL_NAME, BEST_MODEL_NAME, "curve.png", "error.log"):
+                (run_dir / name).unlink(missing_ok=True)
+            for name in ("q_tables.json", "q_tables.png"):
+                (run_dir / name).unlink(missing_ok=True)
+            shutil.rmtree(run_dir / "tb", ignore_errors=True)
+            earlier = meta.get("restarted", [])
+            meta = {"restarted": [*earlier, {"run_id": meta.get("run_id"), **run_metadata(0)}]}
+        meta = {**run_metadata(cfg.seed), "run_id": opened.run_id, **_keep(meta)}
+    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    write_json(run_dir / "metadata.json", meta)
+
+
+def _keep(meta: dict[str, Any]) -> dict[str, Any]:
+    """The history entries of an earlier metadata.json that a restart keeps."""
+    return {k: v for k, v in meta.items() if k in ("resumed", "restarted")}
+
+
+def _run(
+    cfg: Config, run_dir: Path | None, progress: bool, opened: _Opened | None, stop: _StopSignals
+) -> Run:
+    torch.set_num_threads(cfg.torch_threads)
+    torch.manual_seed(cfg.seed)
+    rng = torch.Generator().manual_seed(cfg.seed)  # exploration draws and replay sampling
+    mode = "new" if opened is None else ("resume" if opened.checkpoint else "restart")
+    checkpoint = opened.checkpoint if opened is not None else None
     try:
         envs = make_vector_env(
             cfg.env, cfg.env_args, cfg.n_envs, cfg.env_workers, cfg.worker_timeout_seconds
         )
     except ValueError as err:  # unknown task, bad env_args: the user's to fix, nothing written
         raise ConfigError(str(err)) from err
-    info = envs.env_info()
-    learner = build_learner(cfg, info)
-    runner = EpisodeRunner(envs, learner.controller)
-    buffer = ReplayBuffer(cfg.buffer_capacity_episodes, info)
-    schedule = LinearSchedule(cfg.epsilon_start, cfg.epsilon_finish, cfg.epsilon_anneal_env_steps)
-    state = LoopState()
-    if checkpoint is not None:
+    try:
+        info = envs.env_info()
+        _check_machine(cfg, info)
+        learner = build_learner(cfg, info)
+        runner = EpisodeRunner(envs, learner.controller, name=cfg.env)
+        buffer = ReplayBuffer(cfg.buffer_capacity_episodes, info)
+        state = LoopState()
+        if checkpoint is not None:
+            assert run_dir is not None
+            try:
+                learner.load_state_dict(checkpoint["learner"])
+                buffer.load_state_dict(checkpoint["buffer"])
+                rng.set_state(checkpoint["rng"]["train"])
+                torch.set_rng_state(checkpoint["rng"]["torch"])
+                state = LoopState(**checkpoint["loop"])
+            except (KeyError, TypeError, ValueError, RuntimeError) as err:
+                raise CheckpointError(
+                    f"checkpoint in {run_dir} does not fit this run ({err}); it was left untouched"
+                ) from err
+        if opened is None:
+            opened = _open_new(cfg, run_dir)
         try:
-            learner.load_state_dict(checkpoint["learner"])
-            buffer.load_state_dict(checkpoint["buffer"])
-            rng.set_state(checkpoint["rng"]["train"])
-            torch.set_rng_state(checkpoint["rng"]["torch"])
-            state = LoopState(**checkpoint["loop"])
-        except (KeyError, TypeError, ValueError, RuntimeError) as err:
-            envs.close()
-            raise CheckpointError(
-                f"checkpoint in {run_dir} does not fit this run ({err}); it was left untouched"
-            ) from err
+            _start_files(cfg, opened, mode, state.env_steps)
+            with _error_log(opened.run_dir):
+                return _loop(cfg, opened, progress, stop, envs, learner, runner, buffer, state, rng)
+        finally:
+            if mode == "new":
+                opened.lock.release()
+    finally:
+        envs.close()
 
-    run_dir = run_dir if run_dir is not None else new_run_dir(cfg)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if checkpoint is None:
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-        write_json(run_dir / "metadata.json", run_metadata(cfg.seed))
-    else:
-        meta_path = run_dir / "metadata.json"
-        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-        meta.setdefault("resumed", []).append(
-            {**run_metadata(cfg.seed), "from_env_steps": state.env_steps}
-        )
-        write_json(meta_path, meta)
+
+def _loop(
+    cfg: Config,
+    opened: _Opened,
+    progress: bool,
+    stop: _StopSignals,
+    envs: VectorEnv,
+    learner: QLearner,
+    runner: EpisodeRunner,
+    buffer: ReplayBuffer,
+    state: LoopState,
+    rng: torch.Generator,
+) -> Run:
+    """The training loop, top to bottom, in a locked run directory whose files are written."""
+    run_dir, info, resumed = opened.run_dir, envs.env_info(), opened.checkpoint is not None
+    schedule = LinearSchedule(cfg.epsilon_start, cfg.epsilon_finish, cfg.epsilon_anneal_env_steps)
     metrics = MetricsWriter(
         run_dir / "metrics.jsonl",
         run_dir / "tb" if cfg.tensorboard else None,
-        keep_rows=state.metric_rows if checkpoint is not None else None,
-        resume_step=state.env_steps if checkpoint is not None else None,
+        keep_rows=state.metric_rows if resumed else None,
+        resume_step=state.env_steps if resumed else None,
     )
     bar = (
         Progress(
@@ -237,9 +558,10 @@ def train(
         else None
     )
     if progress:
-        verb = f"resuming from {state.env_steps} env steps in" if checkpoint else "writing to"
+        verb = f"resuming from {state.env_steps} env steps in" if resumed else "writing to"
         print(f"{verb} {run_dir} (continue a stopped run: qmix train --resume {run_dir})")
     started = time.perf_counter() - state.wall_seconds
+    identity = {"run_id": opened.run_id, "config": cfg.to_dict(), "env_info": asdict(info)}
 
     def save() -> None:
         state.last_checkpoint = state.env_steps
@@ -248,7 +570,7 @@ def train(
         save_checkpoint(
             run_dir / CHECKPOINT_NAME,
             {
-                "env_info": dataclasses.asdict(info),  # task sizes: qmix.load builds no env
+                **identity,  # run id, config and task sizes: qmix.load builds no env
                 "loop": dataclasses.asdict(state),
                 "learner": learner.state_dict(),
                 "buffer": buffer.state_dict(),
@@ -259,8 +581,7 @@ def train(
     def save_networks(name: str, **extra: Any) -> None:
         """The networks alone (no optimiser, buffer or counters), for evaluation."""
         networks = {"networks": learner.state_dict()["networks"]}
-        state_ = {"env_info": dataclasses.asdict(info), "learner": networks, **extra}
-        save_checkpoint(run_dir / name, state_)
+        save_checkpoint(run_dir / name, {**identity, "learner": networks, **extra})
 
     def store(collected: tuple[EpisodeBatch, RolloutStats]) -> None:
         batch, stats = collected
@@ -282,22 +603,37 @@ def train(
     # Checkpoints are taken with no episode in flight, so episodes continue from there.
     train_seeds = seed_stream(cfg.seed, TRAIN_STREAM, state.episodes)
     while state.env_steps < cfg.total_env_steps:
-        # ---- collect and store: n_envs finished episodes, epsilon-greedy ------------------
+        # A stop asked for during a step is taken at the top of the next one, which then
+        # ends like a step with a checkpoint due: episodes in flight are finished first.
+        stopping = stop.signum
+        # ---- collect and store: n_envs finished episodes, epsilon-greedy --------------
         epsilon = schedule.value(state.env_steps)
         store(runner.collect(cfg.n_envs, train_seeds, epsilon, rng))
-        if any(milestones()):  # tests and checkpoints need idle envs: finish the rest first
+        if any(milestones()) or stopping:  # tests and checkpoints need idle envs
             store(runner.drain(epsilon, rng))
         finished, test_due, save_due = milestones()  # the drain may have crossed the budget
 
-        # ---- sample and learn ------------------------------------------------------------
+        # ---- sample and learn --------------------------------------------------------
         if buffer.can_sample(cfg.batch_size_episodes):
             for _ in range(cfg.updates_per_collect):
                 sample = buffer.sample(cfg.batch_size_episodes, rng).to(cfg.device)
-                learner_stats = learner.train(sample)
+                try:
+                    learner_stats = learner.train(sample)
+                except DivergenceError as err:
+                    kept = (
+                        f"the last good checkpoint (env step {state.last_checkpoint}) is kept"
+                        if (run_dir / CHECKPOINT_NAME).exists()
+                        else "no checkpoint had been written"
+                    )
+                    raise DivergenceError(
+                        f"training diverged at env step {state.env_steps} (update "
+                        f"{state.updates + 1}): {err}; {kept}; start a new run with a lower lr"
+                        " (or a smaller grad_norm_clip)"
+                    ) from err
                 state.updates += 1
                 state.last_loss = learner_stats.loss
                 state.last_learn = dataclasses.asdict(learner_stats)
-                # ---- targets: soft after every update, or hard every K episodes ----------
+                # ---- targets: soft after every update, or hard every K episodes ------
                 if cfg.target_update == "soft":
                     learner.soft_update_targets(cfg.target_tau)
         if (
@@ -307,7 +643,7 @@ def train(
             learner.hard_update_targets()
             state.last_target_update = state.episodes
 
-        # ---- evaluate greedily ------------------------------------------------------------
+        # ---- evaluate greedily -------------------------------------------------------
         if cfg.test_episodes > 0 and (test_due or finished):
             test = evaluate_greedy(runner, cfg, cfg.test_episodes, state.test_episodes_run)
             state.test_episodes_run += cfg.test_episodes
@@ -323,14 +659,16 @@ def train(
             if won:
                 row["test_win_rate"] = state.last_win_rate = float(np.mean(won))
             metrics.write(row)
-            # Keep the networks of the best test so far (as SB3's EvalCallback does): chosen
-            # on the test seed stream, so `qmix eval --best` scores them on fresh seeds.
+            # Keep the networks of the best test so far (as SB3's EvalCallback does):
+            # chosen on the test seed stream, so `qmix eval --best` scores them on fresh
+            # seeds.
             score = row.get("test_win_rate", row["test_return"])
             if state.best_test_score is None or score > state.best_test_score:
                 state.best_test_score, state.best_test_env_steps = score, state.env_steps
-                save_networks(BEST_MODEL_NAME, best={"env_steps": state.env_steps, "score": score})
+                best = {"env_steps": state.env_steps, "score": score}
+                save_networks(BEST_MODEL_NAME, best=best)
 
-        # ---- log ---------------------------------------------------------------------------
+        # ---- log -----------------------------------------------------------------------
         if state.env_steps - state.last_log >= cfg.log_interval_env_steps or finished:
             state.last_log = state.env_steps
             train_return = float(np.mean(state.recent_returns))
@@ -360,9 +698,14 @@ def train(
                     },
                 )
 
-        # ---- checkpoint: periodic and final, atomically -----------------------------------
-        if finished or save_due:
+        # ---- checkpoint: periodic, final, and on SIGINT / SIGTERM, atomically ---------
+        if finished or save_due or stopping:
             save()
+        if stopping and not finished:
+            if bar is not None:
+                bar.close()
+            metrics.close()
+            raise RunInterrupted(stopping, run_dir, state.env_steps)
 
     # ---- save and report ------------------------------------------------------------------
     if bar is not None:
@@ -377,7 +720,6 @@ def train(
         _try_heatmaps(run_dir, tables, f"{cfg.algo} on {cfg.task}, seed {cfg.seed}")
         if progress:
             print(format_tables(tables["states"], tables["greedy"]))
-    envs.close()
     curve = _try_plot(run_dir, metrics.rows, f"{cfg.algo} on {cfg.task}, seed {cfg.seed}")
     if progress:
         if curve is not None:
@@ -390,25 +732,6 @@ def train(
             )
         print(f"run directory: {run_dir}")
     return Run(run_dir=run_dir, config=cfg, metrics=metrics.rows, learner=learner, tables=tables)
-
-
-def resume(run_dir: Path, progress: bool = True, total_env_steps: int | None = None) -> Run:
-    """Continue the run in ``run_dir`` from its last checkpoint, exactly as if never stopped.
-
-    Args:
-        run_dir: a run directory with ``config.yaml`` and ``checkpoint.pt``.
-        progress: print progress lines.
-        total_env_steps: a larger budget to train on to (default: the run's own).
-
-    Raises:
-        CheckpointError: no usable checkpoint (the files are left as they are).
-        ConfigError: the saved config is unreadable or the new budget is invalid.
-    """
-    run_dir = Path(run_dir)
-    cfg = read_run_config(run_dir)
-    if total_env_steps is not None:
-        cfg = dataclasses.replace(cfg, total_env_steps=total_env_steps)
-    return train(cfg, run_dir, progress=progress, resume=True)
 
 
 def tabular_report(

@@ -61,6 +61,14 @@ class EpisodeBatch:
             filled=torch.zeros(b, t, dtype=torch.bool),
         )
 
+    @staticmethod
+    def nbytes_per_episode(info: EnvInfo, max_steps: int | None = None) -> int:
+        """Memory one episode of :meth:`zeros` takes, in bytes (float32, int64 and bool)."""
+        t = max_steps if max_steps is not None else info.episode_limit
+        n, a = info.n_agents, info.n_actions
+        slots = (t + 1) * (4 * n * info.obs_dim + 4 * info.state_dim + n * a)
+        return slots + t * (8 * n + 4 + 3)
+
     @property
     def batch_size(self) -> int:
         """``B``."""
