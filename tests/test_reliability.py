@@ -272,7 +272,7 @@ def test_restart_in_place_only_without_a_checkpoint(tmp_path: Path) -> None:
     before = read_metrics(tmp_path)
     (tmp_path / "checkpoint.pt").unlink()  # as if killed before its first checkpoint
     (tmp_path / "model.pt").unlink()
-    run = qmix.trainer.restart(tmp_path, progress=False)
+    run = qmix.restart(tmp_path, progress=False)
     assert [r["env_steps"] for r in run.metrics] == [r["env_steps"] for r in before]
     assert "restarted" in json.loads((tmp_path / "metadata.json").read_text())
 
@@ -566,4 +566,4 @@ def test_check_env_never_ends_in_a_traceback(tmp_path: Path) -> None:
 
 def test_describe_os_error_names_the_cause() -> None:
     err = OSError(errno.ENOSPC, "No space left on device", "/runs/x/checkpoint.pt")
-    assert describe_os_error(err).startswith("cannot write /runs/x/checkpoint.pt: disk full")
+    assert describe_os_error(err).startswith("/runs/x/checkpoint.pt: disk full; free some space")

@@ -23,11 +23,16 @@ __all__ = [
     "CheckpointError",
     "Config",
     "ConfigError",
+    "DivergenceError",
+    "EnvError",
     "EvalResult",
     "Run",
+    "RunDirBusy",
+    "RunInterrupted",
     "__version__",
     "load",
     "make_config",
+    "restart",
     "resume",
     "train",
 ]
@@ -35,14 +40,22 @@ __all__ = [
 if TYPE_CHECKING:
     from qmix.checkpoint import CheckpointError
     from qmix.config import Config, ConfigError, make_config
+    from qmix.envs.base import EnvError
+    from qmix.learner import DivergenceError
     from qmix.run import EvalResult, Run, load
-    from qmix.trainer import resume, train
+    from qmix.rundir import RunDirBusy, RunInterrupted
+    from qmix.trainer import restart, resume, train
 
 _LAZY = {
     "Config": "qmix.config",
     "ConfigError": "qmix.config",
     "make_config": "qmix.config",
     "CheckpointError": "qmix.checkpoint",
+    "DivergenceError": "qmix.learner",
+    "EnvError": "qmix.envs.base",
+    "RunDirBusy": "qmix.rundir",
+    "RunInterrupted": "qmix.rundir",
+    "restart": "qmix.trainer",
     "EvalResult": "qmix.run",
     "Run": "qmix.run",
     "load": "qmix.run",

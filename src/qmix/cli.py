@@ -167,18 +167,19 @@ def _check_env(task: str, items: list[str], num_envs: int) -> int:
 
 def parse_seeds(spec: str) -> list[int]:
     """``"0-4"`` -> [0, 1, 2, 3, 4]; ``"0,3,7"`` -> [0, 3, 7]; ranges and lists combine."""
-    seeds: list[int] = []
+    ranges: list[range] = []
     try:
         for part in spec.split(","):
             lo, sep, hi = part.strip().partition("-")
             first, last = int(lo), int(hi) if sep else int(lo)
             if last < first:
                 raise ValueError
-            seeds.extend(range(first, last + 1))
-        if len(seeds) > MAX_SEEDS:
-            raise ConfigError(f"--seeds {spec!r} names more than {MAX_SEEDS} seeds; split it")
+            ranges.append(range(first, last + 1))
     except ValueError:
         raise ConfigError(f"--seeds {spec!r}: use a range like 0-4 or a list like 0,3,7") from None
+    if sum(len(r) for r in ranges) > MAX_SEEDS:  # counted before a huge list is built
+        raise ConfigError(f"--seeds {spec!r} names more than {MAX_SEEDS} seeds; split it")
+    seeds = [seed for r in ranges for seed in r]
     if len(set(seeds)) != len(seeds):
         raise ConfigError(f"--seeds {spec!r} names a seed twice")
     return seeds

@@ -45,7 +45,7 @@ class MetricsWriter:
     ) -> None:
         self.path = path
         self.rows: list[dict[str, Any]] = []
-        if keep_rows is not None:
+        if keep_rows is not None and path.exists():  # a checkpoint may precede the first row
             self.rows = read_metrics(path.parent)[:keep_rows]
             atomic_write_text(path, "".join(json.dumps(row) + "\n" for row in self.rows))
         self._tb: Any = None

@@ -150,13 +150,14 @@ _OS_REASONS = {
     errno.EEXIST: "a file is in the way",
     errno.EISDIR: "is a folder",
     errno.EFBIG: "file too large",
+    errno.ENOENT: "no such file or folder",
 }
 
 
 def describe_os_error(err: OSError) -> str:
     """One line for a failed file operation: what failed, where, and what to do."""
     reason = _OS_REASONS.get(err.errno or 0, err.strerror or type(err).__name__)
-    where = f" {err.filename}" if err.filename else ""
+    where = f"{err.filename}: " if err.filename else ""
     advice = {
         errno.ENOSPC: "free some space",
         errno.EDQUOT: "free some space",
@@ -165,4 +166,4 @@ def describe_os_error(err: OSError) -> str:
         errno.EPERM: "choose a writable runs_dir or --run-dir",
         errno.ENAMETOOLONG: "choose a shorter runs_dir, --run-dir or task name",
     }.get(err.errno or 0, "check the path")
-    return f"cannot write{where}: {reason}; {advice} (earlier files were left as they were)"
+    return f"{where}{reason}; {advice} (earlier files were left as they were)"
