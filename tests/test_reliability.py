@@ -337,42 +337,48 @@ def test_an_environment_returning_nan_stops_the_run(tmp_path: Path) -> None:
 
 
 # -- 4. a run directory is not a way to run code ----------------------------------------------
-def test_a_run_directory_does_not_run_its_config_code_unless_trusted(tmp_path: Path) -> None:
-    run_dir = tmp_path / "run"
-    cfg = qmix.make_config("qmix", FAULTY, ["total_env_steps=100", "test_episodes=0"])
-    train(cfg, run_dir=run_dir, progress=False)
+def test_a_run_directory_does_not_run_its_config_code_unless_trusted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A shared run directory whose config names `module:factory` ran that module's code."""
     marker = tmp_path / "ran"
-    # a hostile copy: the run's config names a module of the working directory
-    (tmp_path / "evil.py").write_text(
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "evil.py").write_text(  # its import is the attack: it runs before any check could
         f"import pathlib\npathlib.Path({str(marker)!r}).write_text('ran')\n"
         "from tests.faulty_env import make\n"
     )
-    config = yaml.safe_load((run_dir / "config.yaml").read_text())
-    (run_dir / "config.yaml").write_text(yaml.safe_dump({**config, "env": "evil:make"}))
+    monkeypatch.syspath_prepend(str(code))
+    run_dir = tmp_path / "run"
+    cfg = qmix.make_config("qmix", "evil:make", ["total_env_steps=100", "test_episodes=0"])
+    train(cfg, run_dir=run_dir, progress=False)  # a consistent run directory, as shared
+    marker.unlink()
     for args in (
         ["eval", str(run_dir)],
         ["train", "--resume", str(run_dir), "total_env_steps=200"],
     ):
-        out = _cli(*args, cwd=tmp_path)
+        out = _cli(*args, cwd=code)  # even run from the module's own folder
         assert out.returncode == 2, out.stderr
         assert "would import and run that module's code: pass --trust-env" in out.stderr
         assert not marker.exists()
     # trusted, the module must still be importable: the working directory is not on the path
-    out = _cli("eval", str(run_dir), "--trust-env", cwd=tmp_path)
+    out = _cli("eval", str(run_dir), "--trust-env", cwd=code)
     assert out.returncode == 2 and "cannot import module 'evil'" in out.stderr
     assert not marker.exists()
-    # the run's own registered-free factory, trusted, evaluates
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
-    out = _cli("eval", str(run_dir), "--episodes", "2", "--trust-env", cwd=tmp_path)
+    # trusted and importable (the user's own PYTHONPATH), it runs
+    env = {**_env(), "PYTHONPATH": f"{_env()['PYTHONPATH']}{os.pathsep}{code}"}
+    out = _cli("eval", str(run_dir), "--episodes", "2", "--trust-env", cwd=tmp_path, env=env)
     assert out.returncode == 0, out.stderr
+    assert marker.exists()
 
 
 def test_gymnasium_ids_that_import_a_module_need_trust(tmp_path: Path) -> None:
     from qmix.run import require_trusted_env
 
-    cfg = qmix.make_config("qmix", "gymnasium", ["env_args.key=evil:Env-v0"])
+    cfg = qmix.Config(env="gymnasium", env_args={"key": "evil:Env-v0"})
     with pytest.raises(ConfigError, match="'evil:Env-v0'"):
         require_trusted_env(cfg, False, tmp_path)
+    require_trusted_env(cfg, True, tmp_path)
     require_trusted_env(qmix.make_config("qmix", "lbf_8x8_2p_2f_coop"), False, tmp_path)
 
 

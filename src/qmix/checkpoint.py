@@ -15,7 +15,9 @@ the zip container does not notice, are refused (issue 13).
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
 import pickle
 import zipfile
 from pathlib import Path
@@ -47,7 +49,26 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> Path:
     """
     body = {"format": FORMAT_VERSION, **state}
     body["digest"] = content_digest(body)
-    return atomic_write(path, lambda tmp: torch.save(body, tmp), durable=True)
+
+    def write(tmp: Path) -> None:
+        try:
+            torch.save(body, tmp)
+        except RuntimeError as err:
+            # torch's zip writer reports a full disk as "unexpected pos" or "iostream error"
+            if _free_bytes(tmp.parent) < 64 * 2**10:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from err
+            raise
+
+    return atomic_write(path, write, durable=True)
+
+
+def _free_bytes(folder: Path) -> int:
+    """Bytes free on the file system of ``folder`` (a large number where unknown)."""
+    try:
+        stats = os.statvfs(folder)
+    except (AttributeError, OSError):
+        return 2**62
+    return stats.f_bavail * stats.f_frsize
 
 
 def content_digest(state: dict[str, Any]) -> str:
