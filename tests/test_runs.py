@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -57,38 +58,79 @@ def _differing(
     ]
 
 
-def test_sigkilled_run_resumes_to_the_same_metrics_and_weights(tmp_path: Path) -> None:
-    reference = tmp_path / "reference"
-    cfg = qmix.make_config("qmix", "two_step", SMALL)
-    train(cfg, run_dir=reference, progress=False)
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An uninterrupted run of SMALL, to compare stopped and resumed runs with."""
+    run_dir = tmp_path_factory.mktemp("reference") / "run"
+    torch.set_num_threads(1)
+    train(qmix.make_config("qmix", "two_step", SMALL), run_dir=run_dir, progress=False)
+    return run_dir
 
-    killed = tmp_path / "killed"
+
+def _start(*args: str, cwd: Path) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    command = [sys.executable, "-m", "qmix", "train", "qmix", "two_step", *SMALL]
-    proc = subprocess.Popen(
-        [*command, "--run-dir", str(killed), "--quiet"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    command = [sys.executable, "-m", "qmix", *args]
+    return subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    checkpoint = killed / "checkpoint.pt"
-    deadline = time.monotonic() + 120
-    while not checkpoint.exists() and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.02)
-    time.sleep(0.3)  # let it run on past the first checkpoint
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
-    stopped_at = load_checkpoint(checkpoint)["loop"]["env_steps"]
-    assert 0 < stopped_at < 6000
 
-    resumed = _cli("train", "--resume", str(killed), "--quiet", cwd=tmp_path)
-    assert resumed.returncode == 0, resumed.stderr
+
+def _one_line(stderr: str) -> str:
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM])
+def test_a_run_stopped_by_a_signal_at_a_random_moment_resumes_exactly(
+    tmp_path: Path, reference: Path, signum: int
+) -> None:
+    """SIGKILL anywhere (even inside a checkpoint write) loses at most what came after the last
+    checkpoint; SIGINT and SIGTERM write one first and exit 130 / 143. Either way the resumed
+    run ends with the metrics and weights of a run never stopped."""
+    killed = tmp_path / "killed"
+    delay = random.Random(signum * 7919 + int(time.time())).uniform(0.0, 1.5)
+    proc = _start(
+        "train", "qmix", "two_step", *SMALL, "--run-dir", str(killed), "--quiet", cwd=tmp_path
+    )
+    deadline = time.monotonic() + 120
+    while not (killed / "config.yaml").exists():
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.01)
+    if signum == signal.SIGKILL:  # aim at a checkpoint write: kill while its temp file exists
+        deadline = time.monotonic() + delay + 2
+        while not list(killed.glob(".checkpoint.pt.*.tmp")) and time.monotonic() < deadline:
+            time.sleep(0.0005)
+    else:
+        time.sleep(delay)
+    proc.send_signal(signum)
+    _, stderr = proc.communicate(timeout=120)
+    if proc.returncode == 0:
+        pytest.skip(f"the run finished within {delay:.2f} s, before the signal")
+    assert proc.returncode == (-signal.SIGKILL if signum == signal.SIGKILL else 128 + signum)
+    if signum != signal.SIGKILL:
+        line = stderr.strip().splitlines()[-1]
+        assert "checkpoint saved" in line and f"qmix train --resume {killed}" in line
+    stopped_at = None
+    if not (killed / "checkpoint.pt").exists():  # SIGKILL before the first checkpoint
+        assert signum == signal.SIGKILL
+        out = _cli("train", "--resume", str(killed), cwd=tmp_path)
+        assert out.returncode == 2 and "--restart" in _one_line(out.stderr)
+        out = _cli("train", "--restart", str(killed), "--quiet", cwd=tmp_path)
+    else:
+        stopped_at = load_checkpoint(killed / "checkpoint.pt")["loop"]["env_steps"]
+        assert 0 < stopped_at < 6000
+        out = _cli("train", "--resume", str(killed), "--quiet", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert not list(killed.glob(".*.tmp"))  # a kill's half-written checkpoint is gone
     assert _rows(killed) == _rows(reference)
-    for weights in ("checkpoint.pt", "model_best.pt"):
-        assert _differing(_networks(killed, weights), _networks(reference, weights)) == [], weights
+    for name in ("checkpoint.pt", "model_best.pt"):
+        assert _differing(_networks(killed, name), _networks(reference, name)) == [], name
     meta = json.loads((killed / "metadata.json").read_text())
-    assert meta["resumed"][0]["from_env_steps"] == stopped_at
+    if stopped_at is None:
+        assert "restarted" in meta and "resumed" not in meta
+    else:
+        assert [entry["from_env_steps"] for entry in meta["resumed"]] == [stopped_at]
 
 
 def test_run_directory_holds_metadata_and_readable_tensorboard_events(tmp_path: Path) -> None:
