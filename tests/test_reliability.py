@@ -75,6 +75,14 @@ def _wait_for(path: Path, proc: subprocess.Popen[str] | None = None, seconds: fl
         time.sleep(0.01)
 
 
+def _faulty_run(tmp_path: Path, *overrides: str) -> tuple[Path, subprocess.CompletedProcess]:
+    """``qmix train qmix tests.faulty_env:make OVERRIDES`` into ``tmp_path/run``."""
+    run_dir = tmp_path / "run"
+    return run_dir, _cli(
+        "train", "qmix", FAULTY, *overrides, "--run-dir", str(run_dir), cwd=tmp_path
+    )
+
+
 def _rows(run_dir: Path) -> list[dict[str, Any]]:
     rows = read_metrics(run_dir)
     for row in rows:
@@ -270,16 +278,7 @@ def test_a_diverging_run_stops_with_one_line_and_keeps_its_last_checkpoint(tmp_p
 
 
 def test_an_environment_returning_nan_stops_the_run(tmp_path: Path) -> None:
-    run_dir = tmp_path / "run"
-    out = _cli(
-        "train",
-        "qmix",
-        FAULTY,
-        "env_args.fault=nan_reward",
-        "--run-dir",
-        str(run_dir),
-        cwd=tmp_path,
-    )
+    run_dir, out = _faulty_run(tmp_path, "env_args.fault=nan_reward")
     assert out.returncode == 1
     line = _one_line(out.stderr)
     assert "non-finite reward" in line and str(run_dir / "error.log") in line
@@ -463,16 +462,7 @@ def test_absurd_evaluations_are_refused(tmp_path: Path) -> None:
 
 
 def test_an_environment_exception_keeps_its_traceback(tmp_path: Path) -> None:
-    run_dir = tmp_path / "run"
-    out = _cli(
-        "train",
-        "qmix",
-        FAULTY,
-        "env_args.fault=raise_step",
-        "--run-dir",
-        str(run_dir),
-        cwd=tmp_path,
-    )
+    run_dir, out = _faulty_run(tmp_path, "env_args.fault=raise_step")
     assert out.returncode == 1
     last = out.stderr.strip().splitlines()[-1]
     assert "raised ValueError in step(): injected fault" in last
@@ -482,33 +472,14 @@ def test_an_environment_exception_keeps_its_traceback(tmp_path: Path) -> None:
 
 
 def test_a_worker_failure_is_one_line_with_its_traceback_saved(tmp_path: Path) -> None:
-    run_dir = tmp_path / "run"
-    out = _cli(
-        "train",
-        "qmix",
-        FAULTY,
-        "env_args.fault=raise_step",
-        "env_workers=1",
-        "--run-dir",
-        str(run_dir),
-        cwd=tmp_path,
-    )
+    run_dir, out = _faulty_run(tmp_path, "env_args.fault=raise_step", "env_workers=1")
     assert out.returncode == 1
     assert "worker 0 failed" in _one_line(out.stderr)
     assert "faulty_env.py" in (run_dir / "error.log").read_text()
 
 
 def test_a_hanging_environment_is_stopped_by_the_timeout(tmp_path: Path) -> None:
-    out = _cli(
-        "train",
-        "qmix",
-        FAULTY,
-        "env_args.fault=hang_step",
-        "worker_timeout_seconds=1",
-        "--run-dir",
-        str(tmp_path / "run"),
-        cwd=tmp_path,
-    )
+    _, out = _faulty_run(tmp_path, "env_args.fault=hang_step", "worker_timeout_seconds=1")
     assert out.returncode == 1
     assert "did not return within 1 s" in _one_line(out.stderr)
 
