@@ -7,6 +7,7 @@ terminal state and what is a time limit (DESIGN.md section 3): a time limit is r
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -14,6 +15,65 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from qmix.types import AgentWeights, EnvInfo, StepResult
+
+
+class EnvError(RuntimeError):
+    """An environment's own code raised, hung, or returned bad output (issue 13).
+
+    The message is one line naming the task and the method, e.g. ``environment 'my.env:make'
+    raised ValueError in step(): boom``; the environment's exception, when there is one, is
+    the ``__cause__``.
+
+    Args:
+        message: one line for the user.
+        details: the full traceback text of the environment's own exception (or of a worker
+            process), ``""`` when there is none; for a log file or ``--verbose``, not the
+            console.
+    """
+
+    def __init__(self, message: str, details: str = "") -> None:
+        super().__init__(message)
+        self.details = details
+
+    def __reduce__(self) -> tuple[type[EnvError], tuple[str, str]]:
+        # pickle (worker processes, Ray) keeps the details, which ``args`` does not hold
+        return type(self), (str(self), self.details)
+
+
+class EnvOutputError(EnvError):
+    """An environment returned bad output: non-finite observations, state or reward (NaN,
+    inf), or arrays of the wrong shape. Nothing is trained on it."""
+
+
+def env_label(name: str) -> str:
+    """How messages name a task: ``environment 'lbf'`` (``the environment`` when unnamed)."""
+    return "the environment" if name == "environment" else f"environment {name!r}"
+
+
+def one_line(err: BaseException) -> str:
+    """``"ValueError: boom"``: an exception's type and the first line of its message."""
+    lines = str(err).strip().splitlines()
+    if not lines:
+        return type(err).__name__
+    more = " ..." if len(lines) > 1 else ""
+    return f"{type(err).__name__}: {lines[0].strip()}{more}"
+
+
+def env_raised(name: str, method: str, err: BaseException) -> EnvError:
+    """The :class:`EnvError` for ``err`` raised by environment ``name`` in ``method``
+    (``"step()"``, say), with the traceback in ``details``; raise it ``from err``."""
+    kind, _, text = one_line(err).partition(": ")
+    message = f"{env_label(name)} raised {kind} in {method}" + (f": {text}" if text else "")
+    return EnvError(message, "".join(traceback.format_exception(err)))
+
+
+def output_error(name: str, problem: str) -> EnvOutputError:
+    """The :class:`EnvOutputError` for ``problem`` (``"returned a non-finite reward (nan) in
+    step() (env 0)"``, say), with the advice to check the environment."""
+    advice = "fix the environment"
+    if name != "environment":
+        advice += f"; qmix check-env {name} shows the contract"
+    return EnvOutputError(f"{env_label(name)} {problem}: {advice}")
 
 
 @runtime_checkable

@@ -13,7 +13,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
-from qmix.envs.base import MultiAgentEnv, VectorEnv
+from qmix.envs.base import EnvError, MultiAgentEnv, VectorEnv, env_raised
 
 
 @dataclass(frozen=True)
@@ -77,10 +77,17 @@ def resolve_factory(name: str) -> Any:
 
 
 def _call(name: str, factory: Any, kwargs: dict[str, Any]) -> Any:
+    """``factory(**kwargs)``: a ``TypeError`` means bad arguments and a ``ValueError`` an
+    argument the adapter refused (the user's config either way, as ``ValueError``); anything
+    else the factory raises is the environment's own failure, an ``EnvError``."""
     try:
         return factory(**kwargs)
     except TypeError as err:
         raise ValueError(f"environment {name!r} rejected env_args {kwargs!r}: {err}") from err
+    except (ValueError, EnvError):
+        raise
+    except Exception as err:
+        raise env_raised(name, "make()", err) from err
 
 
 def make_env(name: str, env_args: dict[str, Any] | None = None) -> MultiAgentEnv:
@@ -89,6 +96,7 @@ def make_env(name: str, env_args: dict[str, Any] | None = None) -> MultiAgentEnv
     Raises:
         ValueError: unknown name, missing package (with the pip extra to install), bad
             arguments, or a vectorised-only environment.
+        EnvError: the factory itself raised anything else (traceback in ``details``).
     """
     if env_spec(name).vectorised:
         raise ValueError(f"environment {name!r} is vectorised: use make_vector_env")
@@ -111,7 +119,13 @@ def make_vector_env(
         num_envs: ``B``.
         workers: worker processes for ordinary environments; 0 steps them in this process.
             Ignored by vectorised simulators, which batch natively.
-        timeout: seconds a worker may take to answer before it is reported as hung.
+        timeout: seconds a worker (or, in this process, a batched reset or step) may take
+            before it is reported as hung; in this process only where a ``SIGALRM`` timer can
+            be armed (see :class:`~qmix.envs.vector.InProcessVectorEnv`).
+
+    Raises:
+        ValueError: unknown name, missing package, or bad arguments.
+        EnvError: the environment failed while being built.
     """
     spec = env_spec(name)
     factory = resolve_factory(name)
@@ -121,7 +135,14 @@ def make_vector_env(
         return vector
     from qmix.envs.vector import InProcessVectorEnv, SubprocessVectorEnv
 
+    # bad arguments fail here as ValueError, before any worker or guarded construction
+    built = [_call(name, factory, kwargs)]
     if workers > 0:
-        _call(name, factory, kwargs).close()  # bad arguments fail here, not in a worker
+        built.pop().close()
         return SubprocessVectorEnv(name, kwargs, num_envs, workers, timeout)
-    return InProcessVectorEnv(lambda: make_env(name, kwargs), num_envs)
+
+    def make() -> MultiAgentEnv:
+        env: MultiAgentEnv = built.pop() if built else _call(name, factory, kwargs)
+        return env
+
+    return InProcessVectorEnv(make, num_envs, name=name, timeout=timeout)
