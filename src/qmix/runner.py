@@ -19,10 +19,17 @@ indexed write per field, into a pool of episode rows.
 Every started episode is finished and returned exactly once (by ``collect`` or ``drain``), so
 returns are not biased towards short episodes. Episodes come back padded to the episode
 limit, ordered by when they started, with ``filled`` as the mask.
+
+Nothing trains on garbage (issue 13): every played step's observations, state and reward (and
+the views after an episode's last step) must be finite, and the environments' batched arrays
+must have their shapes, else :class:`~qmix.envs.base.EnvOutputError` names the task, the env,
+the agent and the call. The checks are a few vectorised numpy reductions per call; the
+offender is only searched for once one fails.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,7 +38,13 @@ import numpy as np
 import torch
 
 from qmix.data.episode_batch import EpisodeBatch
-from qmix.envs.base import AgentActingVectorEnv, PlayedSteps, VectorEnv, episode_ends
+from qmix.envs.base import (
+    AgentActingVectorEnv,
+    PlayedSteps,
+    VectorEnv,
+    episode_ends,
+    output_error,
+)
 from qmix.policy.controller import AgentController
 
 # finished episodes of one record call: start numbers [E], reset seeds [E], arrays padded to
@@ -90,12 +103,22 @@ class EpisodeRunner:
             (:class:`~qmix.envs.base.AgentActingVectorEnv`, e.g. SMAX), let it: the
             controller's weights are handed over once per call and each call into the
             simulator plays several steps. ``False`` always acts through the controller.
+        name: the task's name, for error messages.
+
+    Raises (from every playing method):
+        EnvOutputError: an environment returned non-finite values or arrays of wrong shapes.
+        EnvError: an environment raised or hung (from the VectorEnv).
     """
 
     def __init__(
-        self, envs: VectorEnv, controller: AgentController, act_in_env: bool = True
+        self,
+        envs: VectorEnv,
+        controller: AgentController,
+        act_in_env: bool = True,
+        name: str = "environment",
     ) -> None:
         self.envs = envs
+        self.name = name
         self.controller = controller
         self.acting_env = envs if act_in_env and isinstance(envs, AgentActingVectorEnv) else None
         self.info = info = envs.env_info()
@@ -124,6 +147,15 @@ class EpisodeRunner:
         self._active = np.zeros(b, bool)  # [B] an episode is in flight
         self._started = 0  # episodes started by this runner, numbering them in start order
         self._train_seeds: SeedQueue | None = None  # collect's seeds, read ahead
+        # the shapes of one batched step's arrays after their leading axis: obs, state, avail,
+        # reward and actions (the views' own leading axis is B)
+        self._shapes = (
+            (b, n, info.obs_dim),
+            (b, info.state_dim),
+            (b, n, info.n_actions),
+            (b,),
+            (b, n),
+        )
 
     @property
     def in_flight(self) -> int:
@@ -205,6 +237,7 @@ class EpisodeRunner:
             played = self._steps(seeds, left, epsilon, generator)
             if played is None or played.stepped.shape[0] == 0:  # no environment is active
                 break
+            self._check_finite(played)
             ended += self._record(played, seeds, finished)
         return self._batch(finished)
 
@@ -222,7 +255,11 @@ class EpisodeRunner:
         active, t, b = self._active, self._t, self.envs.num_envs
         if self.acting_env is not None:
             ahead = seeds.peek(b * self.acting_env.steps_per_call)
-            return self.acting_env.play(ahead, count, epsilon, active, t)
+            played = self.acting_env.play(ahead, count, epsilon, active, t)
+            arrays = (played.obs, played.state, played.avail, played.reward, played.actions)
+            if tuple(x.shape[1:] for x in arrays) != self._shapes:
+                self._shape_error(arrays, "play()", stacked=True)
+            return played
         idle = np.flatnonzero(~active)
         starting = np.zeros(b, bool)  # [B]
         reset_seeds = [0] * b
@@ -237,10 +274,14 @@ class EpisodeRunner:
         # copies: the step below may overwrite the environments' buffers
         obs, state = self.envs.observations().copy(), self.envs.states().copy()
         avail = self.envs.avail_actions().copy()
+        if (obs.shape, state.shape, avail.shape) != self._shapes[:3]:
+            self._shape_error((obs, state, avail), "reset()" if starting.any() else "step()")
         # Idle environments act on a dummy mask; their actions are discarded.
         policy_avail = avail | ~live[:, None, None]
         chosen = self.controller.select_actions(obs, policy_avail, epsilon, generator)
         result = self.envs.step(chosen, live)
+        if result.reward.shape != self._shapes[3]:
+            self._shape_error((obs, state, avail, result.reward), "step()")
         term, trunc = episode_ends(
             result.terminated, result.truncated, t + 1, self.info.episode_limit
         )
@@ -261,6 +302,69 @@ class EpisodeRunner:
             next_avail=self.envs.avail_actions()[None],
             infos={(0, int(i)): result.infos[i] for i in np.flatnonzero(term | trunc)},
         )
+
+    # -- checks (issue 13: nothing trains on garbage) ----------------------------------------
+    def _shape_error(
+        self, arrays: tuple[np.ndarray, ...], source: str, stacked: bool = False
+    ) -> None:
+        """Raise for the first of ``arrays`` (obs, state, avail, reward, actions, in that
+        order; ``stacked``: each with a leading ``K`` axis) whose shape is wrong."""
+        names = ("observations", "states", "avail_actions", "reward", "actions")
+        letters = ("[B, N, O]", "[B, S]", "[B, N, A]", "[B]", "[B, N]")
+        checks = zip(names, arrays, self._shapes, letters, strict=False)
+        for what, array, expected, letter in checks:
+            if (array.shape[1:] if stacked else array.shape) != expected:
+                axis = " after the leading K axis" if stacked else ""
+                raise output_error(
+                    self.name,
+                    f"returned {what} of shape {tuple(array.shape)} in {source}, "
+                    f"expected {expected}{axis} {letter}",
+                )
+
+    def _check_finite(self, played: PlayedSteps) -> None:
+        """Raise :class:`~qmix.envs.base.EnvOutputError` when a played step's observations,
+        state or reward, or the views after an episode's last step, are not finite.
+
+        One vectorised sum per array; entries of environments that did not step are ignored
+        (the offender is searched for among the stepped ones only when a sum is not finite)."""
+        ends = played.terminated | played.truncated  # [K, B]
+        # A sum is non-finite when any term is (and, rarely, when huge finite values overflow,
+        # which the search then clears): one numpy call per array instead of two.
+        total = float(played.obs.sum()) + float(played.state.sum()) + float(played.reward.sum())
+        if ends.any():
+            total += float(played.next_obs[ends].sum()) + float(played.next_state[ends].sum())
+        if math.isfinite(total):
+            return
+        self._raise_non_finite(played, ends & played.stepped)
+
+    def _raise_non_finite(self, played: PlayedSteps, ends: np.ndarray) -> None:
+        """Find the first non-finite value the agents saw (or would bootstrap from) and raise
+        for it; return if every one lies where no environment stepped (ignored)."""
+        stepped = played.stepped  # [K, B]
+        # (array, where its entries count [K, B], per agent, what the call was)
+        checks = (
+            ("observation", played.obs, stepped, True, None),
+            ("state", played.state, stepped, False, None),
+            ("reward", played.reward[..., None], stepped, False, None),
+            ("observation", played.next_obs, ends, True, "step()"),
+            ("state", played.next_state, ends, False, "step()"),
+        )
+        for what, array, counts, per_agent, call in checks:
+            bad = ~np.isfinite(array)
+            lead = bad.any(-1) if per_agent else bad  # [K, B, N] or [K, B, S]
+            where = lead.any(-1) & counts  # [K, B]
+            if not where.any():
+                continue
+            k, b = np.argwhere(where)[0]
+            value = float(array[k, b][bad[k, b]][0])
+            source = call or ("reset()" if played.t[k, b] == 0 else "step()")
+            agent = ""
+            if per_agent:
+                agent = f" for agent {int(np.flatnonzero(lead[k, b])[0])}"
+            raise output_error(
+                self.name,
+                f"returned a non-finite {what} ({value}){agent} in {source} (env {int(b)})",
+            )
 
     def _record(self, played: PlayedSteps, seeds: SeedQueue, finished: list[_Finished]) -> int:
         """Write ``K`` played steps into the episodes in flight, starting episodes where they
