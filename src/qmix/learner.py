@@ -7,6 +7,7 @@ One learner serves QMIX, VDN and IQL; they differ only in the mixer (``qmix`` / 
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -138,6 +139,23 @@ def mixer_inputs(batch: EpisodeBatch, kind: Literal["state", "obs_concat"]) -> t
 # -- the learner -------------------------------------------------------------------------------
 
 
+class DivergenceError(RuntimeError):
+    """An update's loss, gradient norm or chosen Q values are not finite (issue 13).
+
+    Raised before the optimiser steps, so the weights are those before the failed update;
+    the message is one line, e.g. ``loss is nan (gradient norm inf, mean Q nan)``.
+    """
+
+
+def _divergence_message(loss: float, grad_norm: float, q_mean: float) -> str:
+    """``"loss is nan (gradient norm inf, mean Q nan)"``: the first non-finite value, then
+    the others."""
+    values = {"loss": loss, "gradient norm": grad_norm, "mean Q": q_mean}
+    first = next(name for name, value in values.items() if not math.isfinite(value))
+    others = ", ".join(f"{name} {value:.4g}" for name, value in values.items() if name != first)
+    return f"{first} is {values[first]:.4g} ({others})"
+
+
 @dataclass(frozen=True)
 class LearnerStats:
     """Diagnostics of one update."""
@@ -257,12 +275,16 @@ class QLearner:
         return loss, {"chosen": chosen.detach(), "targets": targets, "mask": mask}
 
     def train(self, batch: EpisodeBatch) -> LearnerStats:
-        """One gradient step on ``batch``."""
+        """One gradient step on ``batch``.
+
+        Raises:
+            DivergenceError: the loss, the gradient norm or the chosen Q values are not
+                finite; raised before the optimiser steps, so no NaN step is applied.
+        """
         loss, parts = self.loss(batch)
         self.optimiser.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.grad_norm_clip)
-        self.optimiser.step()
         mask = parts["mask"]
         denom = mask.sum().clamp(min=1.0)
 
@@ -270,12 +292,25 @@ class QLearner:
             x = x.mean(dim=-1) if x.dim() == 3 else x  # IQL: average over agents
             return float((x * mask).sum() / denom)
 
-        return LearnerStats(
+        stats = LearnerStats(
             loss=float(loss.detach()),
             grad_norm=float(grad_norm),
+            # non-finite wherever any chosen value is, padding included (0 * nan is nan)
             q_taken_mean=masked_mean(parts["chosen"]),
             target_mean=masked_mean(parts["targets"]),
         )
+        # Check before stepping: a NaN gradient would turn every weight into NaN at once, and
+        # a checkpoint saved after it could never be resumed from (issue 13).
+        if not (
+            math.isfinite(stats.loss)
+            and math.isfinite(stats.grad_norm)
+            and math.isfinite(stats.q_taken_mean)
+        ):
+            raise DivergenceError(
+                _divergence_message(stats.loss, stats.grad_norm, stats.q_taken_mean)
+            )
+        self.optimiser.step()
+        return stats
 
     def hard_update_targets(self) -> None:
         """Copy the online networks into the target networks."""
