@@ -8,6 +8,7 @@ acting paths), and a diverging learner that must leave its weights as they were.
 from __future__ import annotations
 
 import faulthandler
+import pickle
 import re
 import signal
 import threading
@@ -264,6 +265,13 @@ def test_bad_output_in_a_worker_is_an_output_error_with_the_global_env_index() -
     assert re.search(r"non-finite reward \(nan\) in step\(\) \(env 2\)" + ADVICE, str(info.value))
     assert "Traceback" in info.value.details
     assert not envs._procs
+
+
+def test_env_errors_keep_their_details_through_pickle() -> None:
+    # workers and Ray actors send exceptions pickled; ``args`` alone would lose the details
+    for err in (EnvError("m", "tb"), EnvOutputError("m", "tb"), EnvWorkerError("m", "tb")):
+        again = pickle.loads(pickle.dumps(err))
+        assert type(again) is type(err) and str(again) == "m" and again.details == "tb"
 
 
 # -- vectorised simulators (their own batched arrays) ----------------------------------------
