@@ -8,6 +8,7 @@ acting paths), and a diverging learner that must leave its weights as they were.
 from __future__ import annotations
 
 import faulthandler
+import os
 import pickle
 import re
 import signal
@@ -252,6 +253,20 @@ def test_worker_faults_are_one_line_errors(fault: str, message: str) -> None:
         assert "Traceback" in info.value.details
         assert 'raise ValueError("injected fault")' in info.value.details
     assert not envs._procs  # workers were stopped
+
+
+def test_a_worker_killed_between_calls_is_a_worker_error() -> None:
+    """Its pipe is broken when the next command is sent: that used to surface as a bare
+    BrokenPipeError, which the CLI took for a file problem."""
+    envs = SubprocessVectorEnv(TASK, {}, num_envs=2, workers=1)
+    envs.reset([0, 1], np.ones(2, bool))
+    proc = envs._procs[0]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.join(timeout=10)
+    with pytest.raises(EnvWorkerError, match=r"worker 0 died \(exit code -9\)$"):
+        for _ in range(3):  # the first send may still fit in the pipe's buffer
+            envs.step(np.zeros((2, 2), np.int64), np.ones(2, bool))
+    assert not envs._procs
 
 
 def test_bad_output_in_a_worker_is_an_output_error_with_the_global_env_index() -> None:

@@ -180,6 +180,29 @@ def test_summary_of_an_interleaved_run_is_refused(tmp_path: Path) -> None:
 
 
 # -- 2. every stopped run can continue --------------------------------------------------------
+def test_ctrl_c_at_a_terminal_stops_a_run_with_workers_cleanly(tmp_path: Path) -> None:
+    """A terminal's Ctrl-C reaches the whole process group, environment workers included:
+    they must leave the stop to the trainer, which still needs them for its last step."""
+    run_dir = tmp_path / "run"
+    command = [*_qmix_command(), "train", "qmix", FAULTY, "env_workers=1", "n_envs=2"]
+    command += ["total_env_steps=1000000", "--run-dir", str(run_dir)]
+    proc = subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # a process group of its own, as at a terminal
+    )
+    _wait_for(run_dir / "metrics.jsonl", proc)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "checkpoint saved" in stderr.strip().splitlines()[-1]
+    assert load_checkpoint(run_dir / "checkpoint.pt")["loop"]["env_steps"] > 0
+
+
 def test_a_run_killed_before_its_first_metrics_row_resumes(tmp_path: Path) -> None:
     """Its first checkpoint came before any metrics row: resume used to fail forever."""
     run_dir = tmp_path / "run"

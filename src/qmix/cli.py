@@ -394,7 +394,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 128 + stop.signum
     except KeyboardInterrupt:
-        print("qmix: stopped at once; the last checkpoint is kept", file=sys.stderr)
+        kept = "; the last checkpoint is kept" if args.command == "train" else ""
+        print(f"qmix: stopped at once{kept}", file=sys.stderr)
         return 130
     except (EnvError, DivergenceError) as err:
         where = getattr(err, "error_log", None)

@@ -389,6 +389,9 @@ def _worker(conn: Connection, name: str, env_args: dict[str, Any], count: int, f
     whole message of bad output), ``traceback`` the worker's."""
     from qmix.envs.registry import make_env
 
+    # A terminal's Ctrl-C reaches the whole process group; the parent handles it (it finishes
+    # its step with these workers and saves a checkpoint), then closes them.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         # no watchdog here: the parent times the worker out and can stop even a C-level hang
         envs = InProcessVectorEnv(lambda: make_env(name, env_args), count, name=name)
@@ -487,11 +490,7 @@ class SubprocessVectorEnv(ArrayVectorEnv):
                 )
             status, payload = conn.recv()
         except (EOFError, ConnectionError, OSError) as err:
-            proc.join(timeout=1.0)
-            self.close(force=True)
-            raise EnvWorkerError(
-                f"environment {self.name!r}: worker {k} died (exit code {proc.exitcode})"
-            ) from err
+            raise self._died(k, err) from err
         except EnvWorkerError:
             self.close(force=True)
             raise
@@ -503,10 +502,22 @@ class SubprocessVectorEnv(ArrayVectorEnv):
             raise EnvWorkerError(f"{env_label(self.name)}: worker {k} failed: {summary}", details)
         return payload
 
+    def _died(self, k: int, err: BaseException) -> EnvWorkerError:
+        """Worker ``k``'s pipe broke (``err``): it is gone; stop the others too."""
+        proc = self._procs[k]
+        proc.join(timeout=1.0)
+        self.close(force=True)
+        return EnvWorkerError(
+            f"{env_label(self.name)}: worker {k} died (exit code {proc.exitcode})"
+        )
+
     def _gather(self, command: str, *parts: np.ndarray | Sequence[int]) -> list[Any]:
         for k, conn in enumerate(self._conns):
             lo, hi = self._slices[k], self._slices[k + 1]
-            conn.send((command, *(p[lo:hi] for p in parts)))
+            try:
+                conn.send((command, *(p[lo:hi] for p in parts)))
+            except (ConnectionError, OSError) as err:  # a broken pipe: the worker is gone
+                raise self._died(k, err) from err
         return [self._receive(k) for k in range(len(self._conns))]
 
     def _store(self, k: int, arrays: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
