@@ -261,6 +261,7 @@ def test_a_worker_killed_between_calls_is_a_worker_error() -> None:
     envs = SubprocessVectorEnv(TASK, {}, num_envs=2, workers=1)
     envs.reset([0, 1], np.ones(2, bool))
     proc = envs._procs[0]
+    assert proc.pid is not None
     os.kill(proc.pid, signal.SIGKILL)
     proc.join(timeout=10)
     with pytest.raises(EnvWorkerError, match=r"worker 0 died \(exit code -9\)$"):

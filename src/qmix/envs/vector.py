@@ -479,7 +479,7 @@ class SubprocessVectorEnv(ArrayVectorEnv):
         self._avail = np.ones((num_envs, n, a), bool)
 
     def _receive(self, k: int, timeout: float | None = None) -> Any:
-        conn, proc = self._conns[k], self._procs[k]
+        conn = self._conns[k]
         timeout = self.timeout if timeout is None else timeout
         try:
             ready = conn.poll(timeout)
