@@ -24,7 +24,7 @@ from qmix.types import EnvInfo
 
 # SMAX 3m as our adapter reports it (n_agents, n_actions, obs_dim, state_dim, episode_limit)
 TASKS = {
-    "smax_3m": EnvInfo(3, 9, 43, 72, 100),
+    "smax_3m": EnvInfo(3, 8, 75, 72, 100),
     "lbf_8x8_2p_2f_coop": EnvInfo(2, 6, 15, 30, 50),
 }
 
