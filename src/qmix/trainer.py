@@ -427,20 +427,18 @@ def _physical_memory() -> int | None:
 
 
 def _open_new(cfg: Config, run_dir: Path | None) -> _Opened:
-    """Create (or take an empty) run directory and lock it."""
-    created = run_dir is None or not run_dir.exists()
+    """Create (or take an empty) run directory and lock it.
+
+    A directory that another process holds is left alone: it raises :class:`RunDirBusy`
+    before anything is written, and nothing is removed (it is not ours to remove).
+    """
     if run_dir is None:
         run_dir = create_run_dir(
             Path(cfg.runs_dir) / f"{run_name(cfg)}_{datetime.now():%Y%m%d-%H%M%S}"
         )
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        lock = RunLock(run_dir)
-    except BaseException:
-        if created:
-            shutil.rmtree(run_dir, ignore_errors=True)
-        raise
+    lock = RunLock(run_dir)
     if holds_run(run_dir):
         lock.release()
         raise ConfigError(
@@ -463,22 +461,18 @@ def _start_files(cfg: Config, opened: _Opened, mode: str, env_steps: int) -> Non
             entry["total_env_steps"] = cfg.total_env_steps
         meta.setdefault("resumed", []).append(entry)
     else:
-        if mode == "restart":
-            for name in ("metrics.jsonl", MODEL_NAME, BEST_MODEL_NAME, "curve.png", "error.log"):
-                (run_dir / name).unlink(missing_ok=True)
-            for name in ("q_tables.json", "q_tables.png"):
+        history: list[Any] = []
+        if mode == "restart":  # what the stopped attempt left, except its config, goes
+            outputs = ("metrics.jsonl", MODEL_NAME, BEST_MODEL_NAME, ERROR_LOG, "curve.png")
+            for name in (*outputs, "q_tables.json", "q_tables.png"):
                 (run_dir / name).unlink(missing_ok=True)
             shutil.rmtree(run_dir / "tb", ignore_errors=True)
-            earlier = meta.get("restarted", [])
-            meta = {"restarted": [*earlier, {"run_id": meta.get("run_id"), **run_metadata(0)}]}
-        meta = {**run_metadata(cfg.seed), "run_id": opened.run_id, **_keep(meta)}
+            history = [*meta.get("restarted", []), {k: meta.get(k) for k in ("run_id", "started")}]
+        meta = {**run_metadata(cfg.seed), "run_id": opened.run_id}
+        if history:
+            meta["restarted"] = history  # the attempts before this one
     atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     write_json(run_dir / "metadata.json", meta)
-
-
-def _keep(meta: dict[str, Any]) -> dict[str, Any]:
-    """The history entries of an earlier metadata.json that a restart keeps."""
-    return {k: v for k, v in meta.items() if k in ("resumed", "restarted")}
 
 
 def _run(
