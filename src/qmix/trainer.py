@@ -382,7 +382,7 @@ def _check_metrics_file(run_dir: Path, expected_rows: int) -> None:
     rows = read_metrics(run_dir)
     if len(rows) < expected_rows:
         raise CheckpointError(
-            f"{path} has {len(rows)} rows but the checkpoint expects at least {expected_rows} "
+            f"{path} holds {len(rows)} of the {expected_rows} rows its checkpoint expects "
             "(shortened or replaced?): restore it (or start a new run); nothing was changed"
         )
 
