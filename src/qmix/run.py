@@ -177,6 +177,26 @@ def read_run_config(run_dir: Path) -> Config:
     return config_from_dict(data)
 
 
+def read_run_metadata(run_dir: Path) -> dict[str, Any]:
+    """A run directory's ``metadata.json`` (empty when there is none).
+
+    Raises:
+        ConfigError: the file is not a JSON object.
+    """
+    import json
+
+    path = Path(run_dir) / "metadata.json"
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except ValueError as err:
+        raise ConfigError(f"{path} is not valid JSON ({err}); restore it") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} does not hold a JSON object; restore it")
+    return data
+
+
 def load(path: str | Path, best: bool = False, trust_env: bool = False) -> Run:
     """Load a run directory: its config, metrics and trained networks.
 
@@ -230,15 +250,9 @@ def load(path: str | Path, best: bool = False, trust_env: bool = False) -> Run:
 def _check_belongs(run_dir: Path, weights: Path, state: dict[str, Any], cfg: Config) -> None:
     """The weights file was written by this run, with this config (or a change of it that a
     resume accepted and recorded in metadata.json)."""
-    import json
-
     from qmix.checkpoint import CheckpointError
 
-    meta_path = run_dir / "metadata.json"
-    try:
-        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-    except ValueError as err:
-        raise ConfigError(f"{meta_path} is not valid JSON ({err}); restore it") from None
+    meta = read_run_metadata(run_dir)
     if state.get("run_id") != meta.get("run_id"):
         raise CheckpointError(
             f"{weights} belongs to another run (run id {state.get('run_id')!r}, "

@@ -51,7 +51,7 @@ from qmix.networks.agents import build_agent
 from qmix.networks.mixers import Mixer, build_mixer
 from qmix.policy.controller import AgentController, agent_input_dim
 from qmix.policy.exploration import LinearSchedule
-from qmix.run import Run, read_run_config, require_trusted_env
+from qmix.run import Run, read_run_config, read_run_metadata, require_trusted_env
 from qmix.rundir import (
     RunInterrupted,
     RunLock,
@@ -333,7 +333,7 @@ def _open_existing(
     try:
         remove_stale_temps(run_dir)  # a kill during an atomic write; we hold the lock
         cfg = read_run_config(run_dir)
-        meta = _read_metadata(run_dir)
+        meta = read_run_metadata(run_dir)
         has_checkpoint = (run_dir / CHECKPOINT_NAME).exists()
         if mode == "restart":
             if has_checkpoint:
@@ -385,17 +385,6 @@ def _check_metrics_file(run_dir: Path, expected_rows: int) -> None:
             f"{path} holds {len(rows)} of the {expected_rows} rows its checkpoint expects "
             "(shortened or replaced?): restore it (or start a new run); nothing was changed"
         )
-
-
-def _read_metadata(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "metadata.json"
-    if not path.exists():
-        return {}
-    try:
-        data = json.loads(path.read_text())
-    except ValueError as err:
-        raise ConfigError(f"{path} is not valid JSON ({err}); restore it") from None
-    return data if isinstance(data, dict) else {}
 
 
 def _check_machine(cfg: Config, info: EnvInfo) -> None:
@@ -451,7 +440,7 @@ def _start_files(cfg: Config, opened: _Opened, mode: str, env_steps: int) -> Non
     """config.yaml and metadata.json: written for a new run, updated by a resume or restart
     only once its set-up has succeeded."""
     run_dir = opened.run_dir
-    meta = _read_metadata(run_dir)
+    meta = read_run_metadata(run_dir)
     if mode == "resume":
         entry: dict[str, Any] = {**run_metadata(cfg.seed), "from_env_steps": env_steps}
         if opened.config_changes:
