@@ -23,7 +23,7 @@ import torch
 
 from qmix.envs.registry import make_vector_env
 from qmix.run import Run, load
-from qmix.trainer import EVAL_STREAM, episode_seeds
+from qmix.seeding import EVAL_STREAM, episode_seeds
 
 
 def replay_wins(run: Run, starts: int, replays: int) -> np.ndarray:

@@ -33,7 +33,8 @@ from qmix import make_config
 from qmix.envs.base import AgentActingVectorEnv
 from qmix.envs.registry import make_vector_env
 from qmix.runner import EpisodeRunner
-from qmix.trainer import build_learner, seed_stream, train
+from qmix.seeding import seed_stream
+from qmix.trainer import build_learner, train
 
 
 def raw_rate(task: str, b: int, seconds: float) -> float:

@@ -322,7 +322,7 @@ def _eval(args: argparse.Namespace) -> int:
         from qmix.envs.registry import env_spec, make_env
         from qmix.render import record_episode, save_gif
         from qmix.run import require_trusted_env
-        from qmix.trainer import EVAL_STREAM, episode_seeds
+        from qmix.seeding import EVAL_STREAM, episode_seeds
 
         cfg = run.config
         require_trusted_env(cfg, args.trust_env, run.run_dir)

@@ -89,7 +89,7 @@ class Run:
         """
         from qmix.envs.registry import make_vector_env
         from qmix.runner import EpisodeRunner
-        from qmix.trainer import EVAL_STREAM, episode_seeds
+        from qmix.seeding import EVAL_STREAM, episode_seeds
 
         if not 1 <= episodes <= MAX_EVAL_EPISODES:
             raise ConfigError(f"episodes must be in [1, {MAX_EVAL_EPISODES}], got {episodes}")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import itertools
 import json
 import os
 import re
@@ -60,27 +59,8 @@ from qmix.rundir import (
     remove_stale_temps,
 )
 from qmix.runner import EpisodeRunner, RolloutStats
+from qmix.seeding import TEST_STREAM, TRAIN_STREAM, episode_seeds, seed_stream
 from qmix.types import EnvInfo
-
-TRAIN_STREAM, TEST_STREAM, EVAL_STREAM = 0, 1, 2
-
-
-def episode_seed(seed: int, stream: int, index: int) -> int:
-    """Reset seed of episode ``index`` of a stream (train, test or eval).
-
-    Derived from counters, not from a running RNG, so a resumed run replays the same seeds.
-    """
-    return int(np.random.SeedSequence([seed, stream, index]).generate_state(1)[0])
-
-
-def episode_seeds(seed: int, stream: int, first: int, count: int) -> list[int]:
-    """Reset seeds for episodes ``first .. first + count - 1`` of a stream."""
-    return [episode_seed(seed, stream, first + i) for i in range(count)]
-
-
-def seed_stream(seed: int, stream: int, first: int) -> Iterator[int]:
-    """Reset seeds for episodes ``first, first + 1, ...`` of a stream, without end."""
-    return (episode_seed(seed, stream, i) for i in itertools.count(first))
 
 
 def build_learner(cfg: Config, info: EnvInfo) -> QLearner:
