@@ -25,11 +25,17 @@ from typing import Any
 
 import torch
 
-from qmix.files import atomic_write
+from qmix.files import BEST_MODEL_NAME, CHECKPOINT_NAME, MODEL_NAME, atomic_write
 
-CHECKPOINT_NAME = "checkpoint.pt"  # the full training state, for resuming
-MODEL_NAME = "model.pt"  # the final networks only, for evaluation
-BEST_MODEL_NAME = "model_best.pt"  # the networks of the best greedy test so far
+__all__ = [  # the file names stay importable from here, where they were first defined
+    "BEST_MODEL_NAME",
+    "CHECKPOINT_NAME",
+    "MODEL_NAME",
+    "CheckpointError",
+    "content_digest",
+    "load_checkpoint",
+    "save_checkpoint",
+]
 FORMAT_VERSION = 2  # 2: a content digest, and the run's id and config in every file
 
 

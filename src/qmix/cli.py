@@ -27,6 +27,7 @@ from qmix.config import (
     parse_override,
     task_presets,
 )
+from qmix.files import METRICS_NAME, Q_TABLES_NAME, Q_TABLES_PLOT_NAME
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -282,7 +283,7 @@ def _train_seeds(
             code = proc.wait()
         with guard:
             children.pop(seed)
-        done = (run_dir / "metrics.jsonl").exists()
+        done = (run_dir / METRICS_NAME).exists()
         try:
             rows = [r for r in read_metrics(run_dir) if "test_return" in r] if done else []
         except ValueError:
@@ -336,7 +337,7 @@ def _eval(args: argparse.Namespace) -> int:
             env.close()
         path = save_gif(frames, Path(args.render))
         print(f"episode with return {ret:.3f} ({len(frames) - 1} steps): {path}")
-    tables_path = run.run_dir / "q_tables.json"
+    tables_path = run.run_dir / Q_TABLES_NAME
     if args.heatmap:  # training already drew q_tables.png; this draws it where asked
         if not tables_path.exists():
             raise ConfigError("--heatmap is for matrix games (runs with q_tables.json)")
@@ -347,8 +348,8 @@ def _eval(args: argparse.Namespace) -> int:
         title = f"{run.config.algo} on {run.config.task}, seed {run.config.seed}"
         png = plot_q_tables(json.loads(tables_path.read_text()), Path(args.heatmap), title=title)
         print(f"learned Q_tot next to the true values: {png}")
-    elif (run.run_dir / "q_tables.png").exists():
-        print(f"learned Q_tot next to the true values: {run.run_dir / 'q_tables.png'}")
+    elif (run.run_dir / Q_TABLES_PLOT_NAME).exists():
+        print(f"learned Q_tot next to the true values: {run.run_dir / Q_TABLES_PLOT_NAME}")
     return 0
 
 

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from qmix.files import CONFIG_NAME, METRICS_NAME
 from qmix.logging import read_metrics
 
 #: Percentile-bootstrap resamples used for every band and interval in this module.
@@ -38,8 +39,8 @@ BOOTSTRAP_SEED = 0
 #: The IQM pools each seed's evaluations in this final fraction of its env steps.
 IQM_FINAL_FRACTION = 0.1
 
-_CONFIG = "config.yaml"
-_METRICS = "metrics.jsonl"
+_CONFIG = CONFIG_NAME
+_METRICS = METRICS_NAME
 _LABELS = {
     "test_return": "greedy test return",
     "test_win_rate": "test win rate",

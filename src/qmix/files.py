@@ -1,4 +1,7 @@
-"""Atomic file writes: a reader or a crash sees the old file or the new one, never half of one."""
+"""Atomic file writes: a reader or a crash sees the old file or the new one, never half of one.
+
+Also the names of a run directory's files, in one place (README, "Each run writes a directory").
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,19 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+
+CONFIG_NAME = "config.yaml"  # the fully resolved config
+METADATA_NAME = "metadata.json"  # run id, versions, command, every resume
+METRICS_NAME = "metrics.jsonl"  # one JSON row per log or test
+TENSORBOARD_NAME = "tb"  # TensorBoard event files (a folder)
+CHECKPOINT_NAME = "checkpoint.pt"  # the full training state, for resuming
+MODEL_NAME = "model.pt"  # the final networks only, for evaluation
+BEST_MODEL_NAME = "model_best.pt"  # the networks of the best greedy test so far
+CURVE_NAME = "curve.png"  # the learning curve
+Q_TABLES_NAME = "q_tables.json"  # matrix games: learned Q_tot next to the true values
+Q_TABLES_PLOT_NAME = "q_tables.png"  # ... drawn as heatmaps
+ERROR_LOG_NAME = "error.log"  # the traceback of what stopped a run
+LOCK_NAME = ".lock"  # held by the process training into the directory
 
 
 def atomic_write(path: Path, write: Callable[[Path], object], durable: bool = False) -> Path:

@@ -18,7 +18,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, TextIO
 
-from qmix.files import atomic_write_text
+from qmix.files import METRICS_NAME, atomic_write_text
 
 # Not logged as scalars: the x axis and counters that are only bookkeeping.
 _NOT_SCALARS = ("env_steps",)
@@ -153,7 +153,7 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
         ValueError: a line other than the last is not a JSON object, or a row's env steps do
             not increase.
     """
-    path = Path(run_dir) / "metrics.jsonl"
+    path = Path(run_dir) / METRICS_NAME
     lines = [line for line in path.read_text().splitlines() if line.strip()]
     rows: list[dict[str, Any]] = []
     last: dict[str, float] = {}  # kind -> env steps of its latest row

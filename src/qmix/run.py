@@ -10,6 +10,14 @@ import numpy as np
 import yaml
 
 from qmix.config import Config, ConfigError, config_changes, config_from_dict
+from qmix.files import (
+    BEST_MODEL_NAME,
+    CHECKPOINT_NAME,
+    CONFIG_NAME,
+    METADATA_NAME,
+    METRICS_NAME,
+    MODEL_NAME,
+)
 from qmix.types import EnvInfo
 
 if TYPE_CHECKING:
@@ -165,7 +173,7 @@ def read_run_config(run_dir: Path) -> Config:
     Raises:
         ConfigError: ``run_dir`` has no readable ``config.yaml``.
     """
-    path = Path(run_dir) / "config.yaml"
+    path = Path(run_dir) / CONFIG_NAME
     if not path.is_file():
         raise ConfigError(f"{run_dir} is not a run directory (no config.yaml)")
     try:
@@ -185,7 +193,7 @@ def read_run_metadata(run_dir: Path) -> dict[str, Any]:
     """
     import json
 
-    path = Path(run_dir) / "metadata.json"
+    path = Path(run_dir) / METADATA_NAME
     if not path.exists():
         return {}
     try:
@@ -215,13 +223,7 @@ def load(path: str | Path, best: bool = False, trust_env: bool = False) -> Run:
         ConfigError: not a run directory, or its config is invalid.
         CheckpointError: no weights, the file is damaged, of another run or another config.
     """
-    from qmix.checkpoint import (
-        BEST_MODEL_NAME,
-        CHECKPOINT_NAME,
-        MODEL_NAME,
-        CheckpointError,
-        load_checkpoint,
-    )
+    from qmix.checkpoint import CheckpointError, load_checkpoint
     from qmix.logging import read_metrics
     from qmix.trainer import build_learner
 
@@ -242,7 +244,7 @@ def load(path: str | Path, best: bool = False, trust_env: bool = False) -> Run:
         learner.load_state_dict(state["learner"], weights_only=True)
     except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"{weights} does not fit the run's config ({err})") from err
-    metrics_path = run_dir / "metrics.jsonl"
+    metrics_path = run_dir / METRICS_NAME
     metrics = read_metrics(run_dir) if metrics_path.exists() else []
     return Run(run_dir=run_dir, config=cfg, metrics=metrics, learner=learner, trust_env=trust_env)
 

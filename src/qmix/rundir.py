@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from qmix.config import ConfigError
+from qmix.files import CHECKPOINT_NAME, CONFIG_NAME, LOCK_NAME, METRICS_NAME, MODEL_NAME
 
-LOCK_NAME = ".lock"
 # what `qmix train` writes into a run directory: any of them means a run lives there
-RUN_FILES = ("config.yaml", "metrics.jsonl", "checkpoint.pt", "model.pt")
+RUN_FILES = (CONFIG_NAME, METRICS_NAME, CHECKPOINT_NAME, MODEL_NAME)
 
 
 class RunInterrupted(KeyboardInterrupt):

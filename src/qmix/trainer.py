@@ -29,9 +29,6 @@ import torch
 import yaml
 
 from qmix.checkpoint import (
-    BEST_MODEL_NAME,
-    CHECKPOINT_NAME,
-    MODEL_NAME,
     CheckpointError,
     load_checkpoint,
     save_checkpoint,
@@ -43,7 +40,20 @@ from qmix.envs.base import VectorEnv
 from qmix.envs.matrix import TabularGame
 from qmix.envs.registry import env_spec, make_env, make_vector_env
 from qmix.evaluate import format_tables, q_tables
-from qmix.files import atomic_write_text
+from qmix.files import (
+    BEST_MODEL_NAME,
+    CHECKPOINT_NAME,
+    CONFIG_NAME,
+    CURVE_NAME,
+    ERROR_LOG_NAME,
+    METADATA_NAME,
+    METRICS_NAME,
+    MODEL_NAME,
+    Q_TABLES_NAME,
+    Q_TABLES_PLOT_NAME,
+    TENSORBOARD_NAME,
+    atomic_write_text,
+)
 from qmix.learner import DivergenceError, QLearner
 from qmix.logging import MetricsWriter, Progress, read_metrics, run_metadata, write_json
 from qmix.networks.agents import build_agent
@@ -142,9 +152,6 @@ class LoopState:
     best_test_env_steps: int = 0
 
 
-ERROR_LOG = "error.log"  # the traceback of what stopped a run, kept in its directory
-
-
 @contextlib.contextmanager
 def _error_log(run_dir: Path) -> Iterator[None]:
     """Save the traceback of an exception that stops the run (and a worker's or an
@@ -157,8 +164,8 @@ def _error_log(run_dir: Path) -> Iterator[None]:
         if details:
             text += f"\nThe environment's own traceback:\n{details}"
         with contextlib.suppress(OSError):  # a full disk must not hide the real error
-            atomic_write_text(run_dir / ERROR_LOG, text)
-            err.error_log = run_dir / ERROR_LOG  # type: ignore[attr-defined]  # for the CLI
+            atomic_write_text(run_dir / ERROR_LOG_NAME, text)
+            err.error_log = run_dir / ERROR_LOG_NAME  # type: ignore[attr-defined]  # for the CLI
         raise
 
 
@@ -351,7 +358,7 @@ def _open_existing(
 
 def _check_metrics_file(run_dir: Path, expected_rows: int) -> None:
     """The checkpoint keeps ``expected_rows`` metric rows: they must all be there."""
-    path = run_dir / "metrics.jsonl"
+    path = run_dir / METRICS_NAME
     if not path.exists():
         if expected_rows == 0:
             return  # killed after the checkpoint, before the first row: nothing is missing
@@ -432,16 +439,16 @@ def _start_files(cfg: Config, opened: _Opened, mode: str, env_steps: int) -> Non
     else:
         history: list[Any] = []
         if mode == "restart":  # what the stopped attempt left, except its config, goes
-            outputs = ("metrics.jsonl", MODEL_NAME, BEST_MODEL_NAME, ERROR_LOG, "curve.png")
-            for name in (*outputs, "q_tables.json", "q_tables.png"):
+            outputs = (METRICS_NAME, MODEL_NAME, BEST_MODEL_NAME, ERROR_LOG_NAME, CURVE_NAME)
+            for name in (*outputs, Q_TABLES_NAME, Q_TABLES_PLOT_NAME):
                 (run_dir / name).unlink(missing_ok=True)
-            shutil.rmtree(run_dir / "tb", ignore_errors=True)
+            shutil.rmtree(run_dir / TENSORBOARD_NAME, ignore_errors=True)
             history = [*meta.get("restarted", []), {k: meta.get(k) for k in ("run_id", "started")}]
         meta = {**run_metadata(cfg.seed), "run_id": opened.run_id}
         if history:
             meta["restarted"] = history  # the attempts before this one
-    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-    write_json(run_dir / "metadata.json", meta)
+    atomic_write_text(run_dir / CONFIG_NAME, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    write_json(run_dir / METADATA_NAME, meta)
 
 
 def _run(
@@ -506,8 +513,8 @@ def _loop(
     run_dir, info, resumed = opened.run_dir, envs.env_info(), opened.checkpoint is not None
     schedule = LinearSchedule(cfg.epsilon_start, cfg.epsilon_finish, cfg.epsilon_anneal_env_steps)
     metrics = MetricsWriter(
-        run_dir / "metrics.jsonl",
-        run_dir / "tb" if cfg.tensorboard else None,
+        run_dir / METRICS_NAME,
+        run_dir / TENSORBOARD_NAME if cfg.tensorboard else None,
         keep_rows=state.metric_rows if resumed else None,
         resume_step=state.env_steps if resumed else None,
     )
@@ -679,7 +686,7 @@ def _loop(
     game = None if env_spec(cfg.env).vectorised else make_env(cfg.env, cfg.env_args)
     if isinstance(game, TabularGame):
         tables = tabular_report(learner, runner, cfg, game)
-        (run_dir / "q_tables.json").write_text(json.dumps(tables, indent=2))
+        (run_dir / Q_TABLES_NAME).write_text(json.dumps(tables, indent=2))
         _try_heatmaps(run_dir, tables, f"{cfg.algo} on {cfg.task}, seed {cfg.seed}")
         if progress:
             print(format_tables(tables["states"], tables["greedy"]))
@@ -724,7 +731,7 @@ def _try_plot(run_dir: Path, rows: list[dict[str, Any]], title: str) -> Path | N
         return None
     from qmix.plots import plot_curves
 
-    return plot_curves([("test return", rows)], run_dir / "curve.png", title)
+    return plot_curves([("test return", rows)], run_dir / CURVE_NAME, title)
 
 
 def _try_heatmaps(run_dir: Path, tables: dict[str, Any], title: str) -> Path | None:
@@ -733,4 +740,4 @@ def _try_heatmaps(run_dir: Path, tables: dict[str, Any], title: str) -> Path | N
         return None
     from qmix.render import plot_q_tables
 
-    return plot_q_tables(tables, run_dir / "q_tables.png", title=title)
+    return plot_q_tables(tables, run_dir / Q_TABLES_PLOT_NAME, title=title)
