@@ -8,7 +8,8 @@ import torch
 from qmix.config import make_config
 from qmix.data.episode_batch import EpisodeBatch
 from qmix.envs.vector import InProcessVectorEnv
-from qmix.learner import QLearner, mixer_inputs
+from qmix.learner import QLearner
+from qmix.networks.mixers import mixer_inputs
 from qmix.runner import EpisodeRunner
 from qmix.trainer import build_learner
 from tests.conftest import CountdownEnv
@@ -89,8 +90,8 @@ def test_loss_ignores_padded_slots() -> None:
 def test_mixer_input_choices() -> None:
     learner = _learner()
     batch = _batch(learner)
-    assert torch.equal(mixer_inputs(batch, "state"), batch.state)
-    concat = mixer_inputs(batch, "obs_concat")  # [B, T+1, N*O]
+    assert torch.equal(mixer_inputs("state", batch.obs, batch.state), batch.state)
+    concat = mixer_inputs("obs_concat", batch.obs, batch.state)  # [B, T+1, N*O]
     assert concat.shape == (*batch.obs.shape[:2], 4)
     assert torch.equal(concat[..., 2:], batch.obs[:, :, 1])
     obs_learner = _learner(mixer_input="obs_concat")

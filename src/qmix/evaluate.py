@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 
 from qmix.envs.matrix import TabularGame
-from qmix.networks.mixers import Mixer
+from qmix.networks.mixers import Mixer, MixerInput, mixer_inputs
 from qmix.policy.controller import AgentController
 
 
@@ -17,7 +17,7 @@ def q_tables(
     controller: AgentController,
     mixer: Mixer | None,
     game: TabularGame,
-    mixer_input: Literal["state", "obs_concat"] = "state",
+    mixer_input: MixerInput = "state",
     gamma: float = 0.99,
 ) -> dict[str, dict[str, Any]]:
     """Learned joint-action values in every reachable state of a tabular game.
@@ -51,10 +51,8 @@ def q_tables(
         if mixer is None:
             q_tot = agent_qs.sum(dim=-1)  # [J]
         else:
-            if mixer_input == "state":
-                cond = torch.from_numpy(states[-1])  # [S]
-            else:
-                cond = obs_t[0, -1].reshape(-1).cpu()  # [N*O]
+            state = torch.from_numpy(states[-1]).to(controller.device)  # [S]
+            cond = mixer_inputs(mixer_input, obs_t[0, -1], state)  # [S']
             cond_j = cond.to(controller.device).expand(len(joints), -1).unsqueeze(0)  # [1, J, S']
             q_tot = mixer(agent_qs.to(controller.device).unsqueeze(0), cond_j)[0].cpu()  # [J]
         out[name] = {

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from qmix.data.episode_batch import EpisodeBatch
-from qmix.networks.mixers import Mixer
+from qmix.networks.mixers import Mixer, mixer_inputs
 from qmix.policy.controller import AgentController
 
 # -- pure maths --------------------------------------------------------------------------------
@@ -122,18 +122,6 @@ def masked_td_loss(chosen: torch.Tensor, targets: torch.Tensor, mask: torch.Tens
     m = mask.reshape(*mask.shape, *([1] * extra)).expand_as(chosen)
     error = torch.where(m > 0, chosen - targets.detach(), torch.zeros_like(chosen))
     return (error**2).sum() / m.sum().clamp(min=1.0)
-
-
-def mixer_inputs(batch: EpisodeBatch, kind: Literal["state", "obs_concat"]) -> torch.Tensor:
-    """The mixer's conditioning input per slot: ``[B, T+1, S']``.
-
-    ``state`` is the env's global state; ``obs_concat`` the agents' observations side by side
-    (``S' = N * O``), the alternative the user's notes ask about.
-    """
-    if kind == "state":
-        return batch.state
-    b, t1, n, o = batch.obs.shape
-    return batch.obs.reshape(b, t1, n * o)
 
 
 # -- the learner -------------------------------------------------------------------------------
@@ -264,7 +252,7 @@ class QLearner:
             )  # [B, T, N]
         chosen = chosen_action_values(q[:, :-1], batch.actions)  # [B, T, N]
         if self.mixer is not None and self.target_mixer is not None:
-            mix_in = mixer_inputs(batch, self.mixer_input)  # [B, T+1, S']
+            mix_in = mixer_inputs(self.mixer_input, batch.obs, batch.state)  # [B, T+1, S']
             chosen = self.mixer(chosen, mix_in[:, :-1])  # [B, T]
             with torch.no_grad():
                 next_values = self.target_mixer(next_values, mix_in[:, 1:])  # [B, T]

@@ -57,7 +57,7 @@ from qmix.files import (
 from qmix.learner import DivergenceError, QLearner
 from qmix.logging import MetricsWriter, Progress, read_metrics, run_metadata, write_json
 from qmix.networks.agents import build_agent
-from qmix.networks.mixers import Mixer, build_mixer
+from qmix.networks.mixers import Mixer, build_mixer, mixer_input_dim
 from qmix.policy.controller import AgentController, agent_input_dim
 from qmix.policy.exploration import LinearSchedule
 from qmix.run import Run, read_run_config, read_run_metadata, require_trusted_env
@@ -86,7 +86,7 @@ def build_learner(cfg: Config, info: EnvInfo) -> QLearner:
         cfg.agent_hidden_dim,
         cfg.share_agent_params,
     )
-    mixer_dim = info.state_dim if cfg.mixer_input == "state" else info.n_agents * info.obs_dim
+    mixer_dim = mixer_input_dim(cfg.mixer_input, info.state_dim, info.n_agents, info.obs_dim)
     mixer: Mixer | None = build_mixer(
         cfg.mixer,
         info.n_agents,

@@ -5,9 +5,36 @@ The public :meth:`Mixer.forward` validates shapes; subclasses implement ``_mix``
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+MixerInput = Literal["state", "obs_concat"]
+"""What the mixer is conditioned on: the env state, or the agents' observations side by side
+(the alternative the user's notes ask about)."""
+
+
+def mixer_input_dim(kind: MixerInput, state_dim: int, n_agents: int, obs_dim: int) -> int:
+    """``S'``: the width of :func:`mixer_inputs` (``S``, or ``N * O``)."""
+    return state_dim if kind == "state" else n_agents * obs_dim
+
+
+def mixer_inputs(kind: MixerInput, obs: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+    """The mixer's conditioning input, the one rule for every caller.
+
+    Args:
+        kind: ``state`` or ``obs_concat``.
+        obs: ``[..., N, O]`` agent observations.
+        state: ``[..., S]`` env states (same leading axes).
+
+    Returns:
+        ``[..., S']``: ``state`` itself, or the observations concatenated (``S' = N * O``).
+    """
+    if kind == "state":
+        return state
+    return obs.reshape(*obs.shape[:-2], obs.shape[-2] * obs.shape[-1])
 
 
 class Mixer(nn.Module):
