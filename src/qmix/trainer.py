@@ -36,7 +36,6 @@ from qmix.checkpoint import (
 from qmix.config import Config, ConfigError, config_changes
 from qmix.data.episode_batch import EpisodeBatch
 from qmix.data.replay_buffer import ReplayBuffer
-from qmix.envs.base import VectorEnv
 from qmix.envs.matrix import TabularGame
 from qmix.envs.registry import env_spec, make_env, make_vector_env
 from qmix.evaluate import format_tables, q_tables
@@ -489,7 +488,8 @@ def _run(
         try:
             _start_files(cfg, opened, mode, state.env_steps)
             with _error_log(opened.run_dir):
-                return _loop(cfg, opened, progress, stop, envs, learner, runner, buffer, state, rng)
+                training = _Training(cfg, opened, progress, learner, runner, buffer, state, rng)
+                return _loop(cfg, stop, training)
         finally:
             if mode == "new":
                 opened.lock.release()
@@ -497,71 +497,63 @@ def _run(
         envs.close()
 
 
-def _loop(
-    cfg: Config,
-    opened: _Opened,
-    progress: bool,
-    stop: _StopSignals,
-    envs: VectorEnv,
-    learner: QLearner,
-    runner: EpisodeRunner,
-    buffer: ReplayBuffer,
-    state: LoopState,
-    rng: torch.Generator,
-) -> Run:
-    """The training loop, top to bottom, in a locked run directory whose files are written."""
-    run_dir, info, resumed = opened.run_dir, envs.env_info(), opened.checkpoint is not None
-    schedule = LinearSchedule(cfg.epsilon_start, cfg.epsilon_finish, cfg.epsilon_anneal_env_steps)
-    metrics = MetricsWriter(
-        run_dir / METRICS_NAME,
-        run_dir / TENSORBOARD_NAME if cfg.tensorboard else None,
-        keep_rows=state.metric_rows if resumed else None,
-        resume_step=state.env_steps if resumed else None,
-    )
-    bar = (
-        Progress(
-            f"{cfg.algo} {cfg.task} seed {cfg.seed}",
-            cfg.total_env_steps,
-            first_step=state.env_steps,
+class _Training:
+    """One training process's loop state and steps: what :func:`_loop` calls, top to bottom.
+
+    Args:
+        cfg: the run's config.
+        opened: the locked run directory, its run id and (on resume) its checkpoint.
+        progress: print a progress line and the final report.
+        learner, runner, buffer, state, rng: built (and restored) by :func:`_run`.
+    """
+
+    def __init__(
+        self,
+        cfg: Config,
+        opened: _Opened,
+        progress: bool,
+        learner: QLearner,
+        runner: EpisodeRunner,
+        buffer: ReplayBuffer,
+        state: LoopState,
+        rng: torch.Generator,
+    ) -> None:
+        self.cfg, self.run_dir, self.progress = cfg, opened.run_dir, progress
+        self.learner, self.runner, self.buffer = learner, runner, buffer
+        self.state, self.rng = state, rng
+        resumed = opened.checkpoint is not None
+        self.metrics = MetricsWriter(
+            self.run_dir / METRICS_NAME,
+            self.run_dir / TENSORBOARD_NAME if cfg.tensorboard else None,
+            keep_rows=state.metric_rows if resumed else None,
+            resume_step=state.env_steps if resumed else None,
         )
-        if progress
-        else None
-    )
-    if progress:
-        verb = f"resuming from {state.env_steps} env steps in" if resumed else "writing to"
-        print(f"{verb} {run_dir} (continue a stopped run: qmix train --resume {run_dir})")
-    started = time.perf_counter() - state.wall_seconds
-    identity = {"run_id": opened.run_id, "config": cfg.to_dict(), "env_info": asdict(info)}
-
-    def save() -> None:
-        state.last_checkpoint = state.env_steps
-        state.metric_rows = len(metrics.rows)
-        state.wall_seconds = time.perf_counter() - started
-        save_checkpoint(
-            run_dir / CHECKPOINT_NAME,
-            {
-                **identity,  # run id, config and task sizes: qmix.load builds no env
-                "loop": dataclasses.asdict(state),
-                "learner": learner.state_dict(),
-                "buffer": buffer.state_dict(),
-                "rng": {"train": rng.get_state(), "torch": torch.get_rng_state()},
-            },
+        label = f"{cfg.algo} {cfg.task} seed {cfg.seed}"
+        self.bar = (
+            Progress(label, cfg.total_env_steps, first_step=state.env_steps) if progress else None
         )
+        if progress:
+            verb = f"resuming from {state.env_steps} env steps in" if resumed else "writing to"
+            resume = f"qmix train --resume {self.run_dir}"
+            print(f"{verb} {self.run_dir} (continue a stopped run: {resume})")
+        self.started = time.perf_counter() - state.wall_seconds
+        # run id, config and task sizes in every file: qmix.load builds no env
+        info = asdict(runner.envs.env_info())
+        self.identity = {"run_id": opened.run_id, "config": cfg.to_dict(), "env_info": info}
 
-    def save_networks(name: str, **extra: Any) -> None:
-        """The networks alone (no optimiser, buffer or counters), for evaluation."""
-        networks = {"networks": learner.state_dict()["networks"]}
-        save_checkpoint(run_dir / name, {**identity, "learner": networks, **extra})
-
-    def store(collected: tuple[EpisodeBatch, RolloutStats]) -> None:
+    # -- collect and store ---------------------------------------------------------------
+    def store(self, collected: tuple[EpisodeBatch, RolloutStats]) -> None:
+        """Put collected episodes in replay and count them."""
         batch, stats = collected
-        buffer.insert(batch)
+        state = self.state
+        self.buffer.insert(batch)
         state.env_steps += stats.env_steps
         state.episodes += len(stats.returns)
         state.recent_returns = (state.recent_returns + stats.returns)[-100:]
 
-    def milestones() -> tuple[bool, bool, bool]:
+    def milestones(self) -> tuple[bool, bool, bool]:
         """Whether the budget is spent, a test is due, a checkpoint is due."""
+        cfg, state = self.cfg, self.state
         interval = cfg.checkpoint_interval_env_steps
         return (
             state.env_steps >= cfg.total_env_steps,
@@ -570,138 +562,198 @@ def _loop(
             interval > 0 and state.env_steps - state.last_checkpoint >= interval,
         )
 
+    # -- sample and learn; targets -------------------------------------------------------
+    def learn(self) -> None:
+        """``updates_per_collect`` updates on replay samples (once the buffer can give them);
+        soft targets move after every update."""
+        cfg, state = self.cfg, self.state
+        if not self.buffer.can_sample(cfg.batch_size_episodes):
+            return
+        for _ in range(cfg.updates_per_collect):
+            sample = self.buffer.sample(cfg.batch_size_episodes, self.rng).to(cfg.device)
+            try:
+                learner_stats = self.learner.train(sample)
+            except DivergenceError as err:
+                raise self._diverged(err) from err
+            state.updates += 1
+            state.last_loss = learner_stats.loss
+            state.last_learn = dataclasses.asdict(learner_stats)
+            if cfg.target_update == "soft":
+                self.learner.soft_update_targets(cfg.target_tau)
+
+    def _diverged(self, err: DivergenceError) -> DivergenceError:
+        state = self.state
+        kept = (
+            f"the last good checkpoint (env step {state.last_checkpoint}) is kept"
+            if (self.run_dir / CHECKPOINT_NAME).exists()
+            else "no checkpoint had been written"
+        )
+        return DivergenceError(
+            f"training diverged at env step {state.env_steps} (update {state.updates + 1}): "
+            f"{err}; {kept}; start a new run with a lower lr (or a smaller grad_norm_clip)"
+        )
+
+    def update_targets(self) -> None:
+        """Hard target copies every ``target_update_interval_episodes`` episodes."""
+        cfg, state = self.cfg, self.state
+        due = state.episodes - state.last_target_update >= cfg.target_update_interval_episodes
+        if cfg.target_update == "hard" and due:
+            self.learner.hard_update_targets()
+            state.last_target_update = state.episodes
+
+    # -- evaluate greedily ---------------------------------------------------------------
+    def test(self) -> None:
+        """Greedy episodes from the test stream; a row, and the networks if the best so far."""
+        cfg, state = self.cfg, self.state
+        test = evaluate_greedy(self.runner, cfg, cfg.test_episodes, state.test_episodes_run)
+        state.test_episodes_run += cfg.test_episodes
+        state.last_test = state.env_steps
+        state.last_test_return = float(np.mean(test.returns))
+        row: dict[str, Any] = {
+            "env_steps": state.env_steps,
+            "episodes": state.episodes,
+            "test_return": state.last_test_return,
+            "test_length": float(np.mean(test.lengths)),
+        }
+        won = [i["battle_won"] for i in test.infos if "battle_won" in i]
+        if won:
+            row["test_win_rate"] = state.last_win_rate = float(np.mean(won))
+        self.metrics.write(row)
+        # Keep the networks of the best test so far (as SB3's EvalCallback does): chosen on
+        # the test seed stream, so `qmix eval --best` scores them on fresh seeds.
+        score = row.get("test_win_rate", row["test_return"])
+        if state.best_test_score is None or score > state.best_test_score:
+            state.best_test_score, state.best_test_env_steps = score, state.env_steps
+            best = {"env_steps": state.env_steps, "score": score}
+            self.save_networks(BEST_MODEL_NAME, best=best)
+
+    # -- log -----------------------------------------------------------------------------
+    def log(self, epsilon: float) -> None:
+        """A training row, and the progress line."""
+        state = self.state
+        state.last_log = state.env_steps
+        train_return = float(np.mean(state.recent_returns))
+        self.metrics.write(
+            {
+                "env_steps": state.env_steps,
+                "episodes": state.episodes,
+                "updates": state.updates,
+                "train_return": train_return,
+                "epsilon": epsilon,
+                "loss": state.last_loss,
+                **{k: v for k, v in state.last_learn.items() if k != "loss"},
+                "buffer_episodes": len(self.buffer),
+                "wall_seconds": time.perf_counter() - self.started,
+            }
+        )
+        if self.bar is not None:
+            figures = {
+                "return": train_return,
+                "test": state.last_test_return,
+                "win": state.last_win_rate,
+                "eps": epsilon,
+                "loss": state.last_loss,
+            }
+            self.bar.update(state.env_steps, state.episodes, figures)
+
+    # -- checkpoints ---------------------------------------------------------------------
+    def save(self) -> None:
+        """The full training state, atomically."""
+        state = self.state
+        state.last_checkpoint = state.env_steps
+        state.metric_rows = len(self.metrics.rows)
+        state.wall_seconds = time.perf_counter() - self.started
+        save_checkpoint(
+            self.run_dir / CHECKPOINT_NAME,
+            {
+                **self.identity,
+                "loop": dataclasses.asdict(state),
+                "learner": self.learner.state_dict(),
+                "buffer": self.buffer.state_dict(),
+                "rng": {"train": self.rng.get_state(), "torch": torch.get_rng_state()},
+            },
+        )
+
+    def save_networks(self, name: str, **extra: Any) -> None:
+        """The networks alone (no optimiser, buffer or counters), for evaluation."""
+        networks = {"networks": self.learner.state_dict()["networks"]}
+        save_checkpoint(self.run_dir / name, {**self.identity, "learner": networks, **extra})
+
+    def close(self) -> None:
+        """End the progress line and the metrics writer."""
+        if self.bar is not None:
+            self.bar.close()
+        self.metrics.close()
+
+    # -- finish ----------------------------------------------------------------------------
+    def finish(self) -> Run:
+        """Final networks, tables of tabular games, the curve and the report."""
+        cfg, run_dir, state = self.cfg, self.run_dir, self.state
+        self.close()
+        self.save_networks(MODEL_NAME)
+        title = f"{cfg.algo} on {cfg.task}, seed {cfg.seed}"
+        tables = None
+        game = None if env_spec(cfg.env).vectorised else make_env(cfg.env, cfg.env_args)
+        if isinstance(game, TabularGame):
+            tables = tabular_report(self.learner, self.runner, cfg, game)
+            (run_dir / Q_TABLES_NAME).write_text(json.dumps(tables, indent=2))
+            _try_heatmaps(run_dir, tables, title)
+            if self.progress:
+                print(format_tables(tables["states"], tables["greedy"]))
+        curve = _try_plot(run_dir, self.metrics.rows, title)
+        if self.progress:
+            if curve is not None:
+                print(f"learning curve: {curve}")
+            if state.best_test_score is not None:
+                print(
+                    f"best test {'win rate' if state.last_win_rate is not None else 'return'} "
+                    f"{state.best_test_score:.3f} at {state.best_test_env_steps} env steps: "
+                    f"{run_dir / BEST_MODEL_NAME} (qmix eval {run_dir} --best)"
+                )
+            print(f"run directory: {run_dir}")
+        rows = self.metrics.rows
+        return Run(run_dir=run_dir, config=cfg, metrics=rows, learner=self.learner, tables=tables)
+
+
+def _loop(cfg: Config, stop: _StopSignals, training: _Training) -> Run:
+    """The training loop, top to bottom: collect -> store -> learn -> targets -> test -> log
+    -> checkpoint, in a locked run directory whose files are written."""
+    state, runner, rng = training.state, training.runner, training.rng
+    schedule = LinearSchedule(cfg.epsilon_start, cfg.epsilon_finish, cfg.epsilon_anneal_env_steps)
     # Checkpoints are taken with no episode in flight, so episodes continue from there.
     train_seeds = seed_stream(cfg.seed, TRAIN_STREAM, state.episodes)
     while state.env_steps < cfg.total_env_steps:
         # A stop asked for during a step is taken at the top of the next one, which then
         # ends like a step with a checkpoint due: episodes in flight are finished first.
         stopping = stop.signum
-        # ---- collect and store: n_envs finished episodes, epsilon-greedy --------------
+        # ---- collect and store: n_envs finished episodes, epsilon-greedy ------------------
         epsilon = schedule.value(state.env_steps)
-        store(runner.collect(cfg.n_envs, train_seeds, epsilon, rng))
-        if any(milestones()) or stopping:  # tests and checkpoints need idle envs
-            store(runner.drain(epsilon, rng))
-        finished, test_due, save_due = milestones()  # the drain may have crossed the budget
+        training.store(runner.collect(cfg.n_envs, train_seeds, epsilon, rng))
+        if any(training.milestones()) or stopping:  # tests and checkpoints need idle envs
+            training.store(runner.drain(epsilon, rng))
+        finished, test_due, save_due = training.milestones()  # the drain may cross the budget
 
-        # ---- sample and learn --------------------------------------------------------
-        if buffer.can_sample(cfg.batch_size_episodes):
-            for _ in range(cfg.updates_per_collect):
-                sample = buffer.sample(cfg.batch_size_episodes, rng).to(cfg.device)
-                try:
-                    learner_stats = learner.train(sample)
-                except DivergenceError as err:
-                    kept = (
-                        f"the last good checkpoint (env step {state.last_checkpoint}) is kept"
-                        if (run_dir / CHECKPOINT_NAME).exists()
-                        else "no checkpoint had been written"
-                    )
-                    raise DivergenceError(
-                        f"training diverged at env step {state.env_steps} (update "
-                        f"{state.updates + 1}): {err}; {kept}; start a new run with a lower lr"
-                        " (or a smaller grad_norm_clip)"
-                    ) from err
-                state.updates += 1
-                state.last_loss = learner_stats.loss
-                state.last_learn = dataclasses.asdict(learner_stats)
-                # ---- targets: soft after every update, or hard every K episodes ------
-                if cfg.target_update == "soft":
-                    learner.soft_update_targets(cfg.target_tau)
-        if (
-            cfg.target_update == "hard"
-            and state.episodes - state.last_target_update >= cfg.target_update_interval_episodes
-        ):
-            learner.hard_update_targets()
-            state.last_target_update = state.episodes
+        # ---- sample and learn; targets: soft after every update, or hard every K episodes --
+        training.learn()
+        training.update_targets()
 
-        # ---- evaluate greedily -------------------------------------------------------
+        # ---- evaluate greedily ------------------------------------------------------------
         if cfg.test_episodes > 0 and (test_due or finished):
-            test = evaluate_greedy(runner, cfg, cfg.test_episodes, state.test_episodes_run)
-            state.test_episodes_run += cfg.test_episodes
-            state.last_test = state.env_steps
-            state.last_test_return = float(np.mean(test.returns))
-            row: dict[str, Any] = {
-                "env_steps": state.env_steps,
-                "episodes": state.episodes,
-                "test_return": state.last_test_return,
-                "test_length": float(np.mean(test.lengths)),
-            }
-            won = [i["battle_won"] for i in test.infos if "battle_won" in i]
-            if won:
-                row["test_win_rate"] = state.last_win_rate = float(np.mean(won))
-            metrics.write(row)
-            # Keep the networks of the best test so far (as SB3's EvalCallback does):
-            # chosen on the test seed stream, so `qmix eval --best` scores them on fresh
-            # seeds.
-            score = row.get("test_win_rate", row["test_return"])
-            if state.best_test_score is None or score > state.best_test_score:
-                state.best_test_score, state.best_test_env_steps = score, state.env_steps
-                best = {"env_steps": state.env_steps, "score": score}
-                save_networks(BEST_MODEL_NAME, best=best)
+            training.test()
 
-        # ---- log -----------------------------------------------------------------------
+        # ---- log ---------------------------------------------------------------------------
         if state.env_steps - state.last_log >= cfg.log_interval_env_steps or finished:
-            state.last_log = state.env_steps
-            train_return = float(np.mean(state.recent_returns))
-            metrics.write(
-                {
-                    "env_steps": state.env_steps,
-                    "episodes": state.episodes,
-                    "updates": state.updates,
-                    "train_return": train_return,
-                    "epsilon": epsilon,
-                    "loss": state.last_loss,
-                    **{k: v for k, v in state.last_learn.items() if k != "loss"},
-                    "buffer_episodes": len(buffer),
-                    "wall_seconds": time.perf_counter() - started,
-                }
-            )
-            if bar is not None:
-                bar.update(
-                    state.env_steps,
-                    state.episodes,
-                    {
-                        "return": train_return,
-                        "test": state.last_test_return,
-                        "win": state.last_win_rate,
-                        "eps": epsilon,
-                        "loss": state.last_loss,
-                    },
-                )
+            training.log(epsilon)
 
-        # ---- checkpoint: periodic, final, and on SIGINT / SIGTERM, atomically ---------
+        # ---- checkpoint: periodic, final, and on SIGINT / SIGTERM, atomically -------------
         if finished or save_due or stopping:
-            save()
+            training.save()
         if stopping and not finished:
-            if bar is not None:
-                bar.close()
-            metrics.close()
-            raise RunInterrupted(stopping, run_dir, state.env_steps)
+            training.close()
+            raise RunInterrupted(stopping, training.run_dir, state.env_steps)
 
-    # ---- save and report ------------------------------------------------------------------
-    if bar is not None:
-        bar.close()
-    metrics.close()
-    save_networks(MODEL_NAME)
-    tables = None
-    game = None if env_spec(cfg.env).vectorised else make_env(cfg.env, cfg.env_args)
-    if isinstance(game, TabularGame):
-        tables = tabular_report(learner, runner, cfg, game)
-        (run_dir / Q_TABLES_NAME).write_text(json.dumps(tables, indent=2))
-        _try_heatmaps(run_dir, tables, f"{cfg.algo} on {cfg.task}, seed {cfg.seed}")
-        if progress:
-            print(format_tables(tables["states"], tables["greedy"]))
-    curve = _try_plot(run_dir, metrics.rows, f"{cfg.algo} on {cfg.task}, seed {cfg.seed}")
-    if progress:
-        if curve is not None:
-            print(f"learning curve: {curve}")
-        if state.best_test_score is not None:
-            print(
-                f"best test {'win rate' if state.last_win_rate is not None else 'return'} "
-                f"{state.best_test_score:.3f} at {state.best_test_env_steps} env steps: "
-                f"{run_dir / BEST_MODEL_NAME} (qmix eval {run_dir} --best)"
-            )
-        print(f"run directory: {run_dir}")
-    return Run(run_dir=run_dir, config=cfg, metrics=metrics.rows, learner=learner, tables=tables)
+    # ---- save and report --------------------------------------------------------------------
+    return training.finish()
 
 
 def tabular_report(
