@@ -152,3 +152,13 @@ def test_seed_queue_reads_ahead_and_loses_no_seed() -> None:
     assert queue.peek(10) == [2, 3, 4]  # as far as the iterator goes
     assert queue.take(3) == [2, 3, 4]
     assert queue.peek(1) == [] and queue.take(1) == []
+
+
+def test_the_episode_runner_is_a_collector() -> None:
+    """The trainer depends on the Collector protocol; EpisodeRunner is its first implementation."""
+    from qmix.collectors import Collector
+
+    runner: Collector = _runner(2)  # mypy checks the protocol's signatures
+    assert isinstance(runner, Collector)
+    batch, stats = runner.collect(2, iter(range(10)), 0.5, torch.Generator().manual_seed(0))
+    assert batch.batch_size == len(stats.returns) >= 2

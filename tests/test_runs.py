@@ -169,6 +169,14 @@ class _Payload:
         return (print, ("this must never run",))
 
 
+def test_a_checkpoint_of_an_older_format_is_refused_naming_its_version(tmp_path: Path) -> None:
+    """Format 1 (before digests, run ids and configs in every file) cannot be verified."""
+    path = tmp_path / "checkpoint.pt"
+    torch.save({"format": 1, "learner": {"networks": {}}}, path)
+    with pytest.raises(CheckpointError, match=r"not a qmix checkpoint of format 2 \(found 1\)"):
+        load_checkpoint(path)
+
+
 def test_loading_never_unpickles_objects(tmp_path: Path) -> None:
     path = tmp_path / "evil.pt"
     torch.save({"format": 1, "x": _Payload()}, path)

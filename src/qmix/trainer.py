@@ -33,6 +33,7 @@ from qmix.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
+from qmix.collectors import Collector
 from qmix.config import Config, ConfigError, config_changes
 from qmix.data.episode_batch import EpisodeBatch
 from qmix.data.replay_buffer import ReplayBuffer
@@ -120,7 +121,7 @@ def run_name(cfg: Config) -> str:
 
 
 def evaluate_greedy(
-    runner: EpisodeRunner, cfg: Config, episodes: int, first_index: int
+    runner: Collector, cfg: Config, episodes: int, first_index: int
 ) -> RolloutStats:
     """``episodes`` greedy (epsilon 0) episodes from the test seed stream."""
     _, stats = runner.run(episode_seeds(cfg.seed, TEST_STREAM, first_index, episodes), 0.0)
@@ -488,7 +489,9 @@ def _run(
         try:
             _start_files(cfg, opened, mode, state.env_steps)
             with _error_log(opened.run_dir):
-                training = _Training(cfg, opened, progress, learner, runner, buffer, state, rng)
+                training = _Training(
+                    cfg, opened, progress, info, learner, runner, buffer, state, rng
+                )
                 return _loop(cfg, stop, training)
         finally:
             if mode == "new":
@@ -504,7 +507,9 @@ class _Training:
         cfg: the run's config.
         opened: the locked run directory, its run id and (on resume) its checkpoint.
         progress: print a progress line and the final report.
-        learner, runner, buffer, state, rng: built (and restored) by :func:`_run`.
+        info: the task's sizes.
+        learner, runner, buffer, state, rng: built (and restored) by :func:`_run`; the runner
+            is any :class:`~qmix.collectors.Collector`.
     """
 
     def __init__(
@@ -512,8 +517,9 @@ class _Training:
         cfg: Config,
         opened: _Opened,
         progress: bool,
+        info: EnvInfo,
         learner: QLearner,
-        runner: EpisodeRunner,
+        runner: Collector,
         buffer: ReplayBuffer,
         state: LoopState,
         rng: torch.Generator,
@@ -538,8 +544,8 @@ class _Training:
             print(f"{verb} {self.run_dir} (continue a stopped run: {resume})")
         self.started = time.perf_counter() - state.wall_seconds
         # run id, config and task sizes in every file: qmix.load builds no env
-        info = asdict(runner.envs.env_info())
-        self.identity = {"run_id": opened.run_id, "config": cfg.to_dict(), "env_info": info}
+        sizes = asdict(info)
+        self.identity = {"run_id": opened.run_id, "config": cfg.to_dict(), "env_info": sizes}
 
     # -- collect and store ---------------------------------------------------------------
     def store(self, collected: tuple[EpisodeBatch, RolloutStats]) -> None:
@@ -757,7 +763,7 @@ def _loop(cfg: Config, stop: _StopSignals, training: _Training) -> Run:
 
 
 def tabular_report(
-    learner: QLearner, runner: EpisodeRunner, cfg: Config, game: TabularGame
+    learner: QLearner, runner: Collector, cfg: Config, game: TabularGame
 ) -> dict[str, Any]:
     """Learned tables of every state plus the greedy joint actions and return."""
     tables = q_tables(learner.controller, learner.mixer, game, cfg.mixer_input, cfg.gamma)
