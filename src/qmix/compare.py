@@ -39,8 +39,6 @@ BOOTSTRAP_SEED = 0
 #: The IQM pools each seed's evaluations in this final fraction of its env steps.
 IQM_FINAL_FRACTION = 0.1
 
-_CONFIG = CONFIG_NAME
-_METRICS = METRICS_NAME
 _LABELS = {
     "test_return": "greedy test return",
     "test_win_rate": "test win rate",
@@ -101,7 +99,7 @@ class CurveStats:
 def is_run_dir(path: Path) -> bool:
     """Whether ``path`` is a directory holding both ``config.yaml`` and ``metrics.jsonl``."""
     path = Path(path)
-    return (path / _CONFIG).is_file() and (path / _METRICS).is_file()
+    return (path / CONFIG_NAME).is_file() and (path / METRICS_NAME).is_file()
 
 
 def find_run_dirs(paths: Sequence[Path]) -> list[Path]:
@@ -134,8 +132,8 @@ def find_run_dirs(paths: Sequence[Path]) -> list[Path]:
             children = sorted(p for p in path.iterdir() if p.is_dir() and is_run_dir(p))
             if not children:
                 raise ValueError(
-                    f"{path} is not a run directory (no {_CONFIG} + {_METRICS}) and holds none "
-                    "one level down: pass the run directories themselves"
+                    f"{path} is not a run directory (no {CONFIG_NAME} + {METRICS_NAME}) and "
+                    "holds none one level down: pass the run directories themselves"
                 )
         for child in children:
             if child.resolve() not in {p.resolve() for p in found}:
@@ -157,13 +155,15 @@ def load_run(run_dir: Path, split_by: Sequence[str] = ()) -> RunRecord:
     """
     run_dir = Path(run_dir)
     if not is_run_dir(run_dir):
-        raise ValueError(f"{run_dir} is not a run directory: it needs {_CONFIG} and {_METRICS}")
-    config = yaml.safe_load((run_dir / _CONFIG).read_text())
+        raise ValueError(
+            f"{run_dir} is not a run directory: it needs {CONFIG_NAME} and {METRICS_NAME}"
+        )
+    config = yaml.safe_load((run_dir / CONFIG_NAME).read_text())
     if not isinstance(config, dict):
-        raise ValueError(f"{run_dir / _CONFIG} is not a YAML mapping")
+        raise ValueError(f"{run_dir / CONFIG_NAME} is not a YAML mapping")
     missing = [k for k in ("algo", "task", "seed", *split_by) if k not in config]
     if missing:
-        raise ValueError(f"{run_dir / _CONFIG} has no {', '.join(missing)}: is it a qmix run?")
+        raise ValueError(f"{run_dir / CONFIG_NAME} has no {', '.join(missing)}: is it a qmix run?")
     variant = ", ".join(f"{k}={config[k]}" for k in split_by)
     return RunRecord(
         run_dir=run_dir,

@@ -249,17 +249,28 @@ def load(path: str | Path, best: bool = False, trust_env: bool = False) -> Run:
     return Run(run_dir=run_dir, config=cfg, metrics=metrics, learner=learner, trust_env=trust_env)
 
 
+def check_run_id(path: Path, state: dict[str, Any], meta: dict[str, Any]) -> None:
+    """A checkpoint or model file must carry the run id of its directory's ``metadata.json``.
+
+    Raises:
+        CheckpointError: the file belongs to another run (it is left untouched).
+    """
+    from qmix.checkpoint import CheckpointError
+
+    if state.get("run_id") != meta.get("run_id"):
+        raise CheckpointError(
+            f"{path} belongs to another run (run id {state.get('run_id')!r}, metadata.json "
+            f"says {meta.get('run_id')!r}); it was left untouched: put the run's own file back"
+        )
+
+
 def _check_belongs(run_dir: Path, weights: Path, state: dict[str, Any], cfg: Config) -> None:
     """The weights file was written by this run, with this config (or a change of it that a
     resume accepted and recorded in metadata.json)."""
     from qmix.checkpoint import CheckpointError
 
     meta = read_run_metadata(run_dir)
-    if state.get("run_id") != meta.get("run_id"):
-        raise CheckpointError(
-            f"{weights} belongs to another run (run id {state.get('run_id')!r}, "
-            f"metadata.json says {meta.get('run_id')!r}): put the run's own file back"
-        )
+    check_run_id(weights, state, meta)
     accepted = {key for entry in meta.get("resumed", []) for key in entry.get("config_changes", {})}
     changed = set(config_changes(state.get("config", {}), cfg.to_dict())) - accepted
     if changed:

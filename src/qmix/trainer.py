@@ -60,7 +60,13 @@ from qmix.networks.agents import build_agent
 from qmix.networks.mixers import Mixer, build_mixer, mixer_input_dim
 from qmix.policy.controller import AgentController, agent_input_dim
 from qmix.policy.exploration import LinearSchedule
-from qmix.run import Run, read_run_config, read_run_metadata, require_trusted_env
+from qmix.run import (
+    Run,
+    check_run_id,
+    read_run_config,
+    read_run_metadata,
+    require_trusted_env,
+)
 from qmix.rundir import (
     RunInterrupted,
     RunLock,
@@ -334,13 +340,8 @@ def _open_existing(
                 f"start it again in place with: qmix train --restart {run_dir}"
             )
         checkpoint = load_checkpoint(run_dir / CHECKPOINT_NAME)
-        run_id = str(meta.get("run_id", ""))
-        if checkpoint.get("run_id") != run_id:
-            raise CheckpointError(
-                f"{run_dir / CHECKPOINT_NAME} belongs to another run (run id "
-                f"{checkpoint.get('run_id')!r}, metadata.json says {run_id!r}); it was left "
-                "untouched: put the run's own checkpoint back"
-            )
+        check_run_id(run_dir / CHECKPOINT_NAME, checkpoint, meta)
+        run_id = str(meta["run_id"])
         changes = config_changes(checkpoint.get("config", {}), cfg.to_dict())
         if changes and not accept_config_change:
             listed = ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in changes.items())
