@@ -124,7 +124,7 @@ def record_episode(
     for t in range(limit):
         obs = np.asarray(env.observations(), dtype=np.float32)  # [N, O]
         avail = np.asarray(env.avail_actions(), dtype=bool)  # [N, A]
-        actions = controller.select_actions(obs[None], avail[None], 0.0)  # [1, N]
+        actions = controller.select_actions(obs[None], avail[None], None)  # [1, N]
         result = env.step(actions[0])
         total += float(result.reward)
         if max_frames is None or len(frames) < max_frames:

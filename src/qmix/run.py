@@ -117,7 +117,7 @@ class Run:
                 seeds = episode_seeds(
                     cfg.seed, EVAL_STREAM, first, min(EVAL_CHUNK, episodes - first)
                 )
-                _, stats = runner.run(seeds, 0.0)
+                _, stats = runner.run(seeds, None)
                 returns += stats.returns
                 lengths += stats.lengths
                 wins += [bool(i["battle_won"]) for i in stats.infos if "battle_won" in i]

@@ -94,7 +94,8 @@ class SeedQueue:
 
 
 class EpisodeRunner:
-    """Plays episodes on a :class:`VectorEnv` with decentralised epsilon-greedy agents.
+    """Plays episodes on a :class:`VectorEnv` with decentralised agents, each choosing its
+    action by the controller's selector (epsilon-greedy, or sampling a policy).
 
     Args:
         envs: the vector of environments (``B = envs.num_envs``).
@@ -104,6 +105,10 @@ class EpisodeRunner:
             controller's weights are handed over once per call and each call into the
             simulator plays several steps. ``False`` always acts through the controller.
         name: the task's name, for error messages.
+
+    Raises:
+        ValueError: ``envs`` acts for the agents but not with the controller's selector (a
+            stochastic policy must never be run epsilon-greedily; pass ``act_in_env=False``).
 
     Raises (from every playing method):
         EnvOutputError: an environment returned non-finite values or arrays of wrong shapes.
@@ -121,6 +126,12 @@ class EpisodeRunner:
         self.name = name
         self.controller = controller
         self.acting_env = envs if act_in_env and isinstance(envs, AgentActingVectorEnv) else None
+        selector = controller.selector.name
+        if self.acting_env is not None and selector not in self.acting_env.selectors:
+            raise ValueError(
+                f"{name} acts for the agents with {', '.join(sorted(self.acting_env.selectors))} "
+                f"only, not {selector}: act in PyTorch instead (act_in_env=False)"
+            )
         self.info = info = envs.env_info()
         b, limit, n = envs.num_envs, info.episode_limit, info.n_agents
         # Episodes in flight, padded to the limit, one row of this pool each (numpy: cheaper
@@ -163,13 +174,13 @@ class EpisodeRunner:
         return int(self._active.sum())
 
     def run(
-        self, seeds: list[int], epsilon: float, generator: torch.Generator | None = None
+        self, seeds: list[int], epsilon: float | None, generator: torch.Generator | None = None
     ) -> tuple[EpisodeBatch, RolloutStats]:
         """Play exactly one episode per seed.
 
         Args:
             seeds: reset seed of each episode, ``[K]``; episode ``k`` lands in row ``k``.
-            epsilon: exploration rate (0 for greedy evaluation).
+            epsilon: exploration rate; ``None`` for greedy evaluation.
             generator: RNG for exploration draws.
 
         Returns:
@@ -188,7 +199,7 @@ class EpisodeRunner:
         self,
         count: int,
         seeds: Iterator[int],
-        epsilon: float,
+        epsilon: float | None,
         generator: torch.Generator | None = None,
     ) -> tuple[EpisodeBatch, RolloutStats]:
         """Play until at least ``count`` episodes have finished and return those.
@@ -209,7 +220,7 @@ class EpisodeRunner:
         return self._play(self._train_seeds, count, epsilon, generator)
 
     def drain(
-        self, epsilon: float, generator: torch.Generator | None = None
+        self, epsilon: float | None, generator: torch.Generator | None = None
     ) -> tuple[EpisodeBatch, RolloutStats]:
         """Finish the episodes :meth:`collect` left running, starting none (may return none)."""
         return self._play(SeedQueue(iter(())), None, epsilon, generator)
@@ -219,7 +230,7 @@ class EpisodeRunner:
         self,
         seeds: SeedQueue,
         count: int | None,
-        epsilon: float,
+        epsilon: float | None,
         generator: torch.Generator | None,
     ) -> tuple[EpisodeBatch, RolloutStats]:
         """Step until ``count`` episodes finished (``None``: until every episode finished),
@@ -228,7 +239,8 @@ class EpisodeRunner:
         ended = 0
         if self.acting_env is not None:
             # one draw from the training RNG seeds this call's exploration in the simulator
-            seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator)) if epsilon else 0
+            random = self.controller.selector.draws(epsilon)
+            seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator)) if random else 0
             self.acting_env.load_agents(self.controller.agent_weights(), seed)
         elif not self._active.any():
             self.controller.init_hidden(self.envs.num_envs)
@@ -242,7 +254,11 @@ class EpisodeRunner:
         return self._batch(finished)
 
     def _steps(
-        self, seeds: SeedQueue, count: int, epsilon: float, generator: torch.Generator | None
+        self,
+        seeds: SeedQueue,
+        count: int,
+        epsilon: float | None,
+        generator: torch.Generator | None,
     ) -> PlayedSteps | None:
         """Play the next steps: several in one call of a simulator that acts for the agents
         (stopping once ``count`` episodes ended), else one, with the controller choosing;

@@ -130,7 +130,7 @@ def evaluate_greedy(
     runner: Collector, cfg: Config, episodes: int, first_index: int
 ) -> RolloutStats:
     """``episodes`` greedy (epsilon 0) episodes from the test seed stream."""
-    _, stats = runner.run(episode_seeds(cfg.seed, TEST_STREAM, first_index, episodes), 0.0)
+    _, stats = runner.run(episode_seeds(cfg.seed, TEST_STREAM, first_index, episodes), None)
     return stats
 
 
@@ -768,7 +768,7 @@ def tabular_report(
 ) -> dict[str, Any]:
     """Learned tables of every state plus the greedy joint actions and return."""
     tables = q_tables(learner.controller, learner.mixer, game, cfg.mixer_input, cfg.gamma)
-    batch, stats = runner.run(episode_seeds(cfg.seed, TEST_STREAM, 0, 1), 0.0)
+    batch, stats = runner.run(episode_seeds(cfg.seed, TEST_STREAM, 0, 1), None)
     steps = stats.lengths[0]
     joint_actions = batch.actions[0, :steps].tolist()
     return {

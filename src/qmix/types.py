@@ -80,9 +80,13 @@ class AgentWeights:
         recurrent: GRU agents (else feed-forward, with an empty hidden state).
         last_action: the input holds the one-hot previous action after the observation.
         agent_id: the input ends with the one-hot agent index.
+        selector: how the outputs become actions (:mod:`qmix.policy.selectors`):
+            ``epsilon_greedy`` (Q-values) or ``softmax`` (policy logits, with an epsilon
+            floor). A simulator that cannot act with it must refuse it (``selectors``).
     """
 
     arrays: dict[str, np.ndarray]
     recurrent: bool
     last_action: bool
     agent_id: bool
+    selector: str = "epsilon_greedy"

@@ -22,8 +22,10 @@ if TYPE_CHECKING:
 class Collector(Protocol):
     """Plays episodes with the current policy; never trains.
 
-    Every method returns the episodes ``[K, T+1, ...]`` (padded to the episode limit, ordered
-    by when they started) and their :class:`~qmix.runner.RolloutStats`.
+    ``epsilon`` is the exploration rate of the agents' action selector; ``None`` plays
+    greedily (tests, evaluation). Every method returns the episodes ``[K, T+1, ...]`` (padded
+    to the episode limit, ordered by when they started) and their
+    :class:`~qmix.runner.RolloutStats`.
     """
 
     @property
@@ -35,7 +37,7 @@ class Collector(Protocol):
         self,
         count: int,
         seeds: Iterator[int],
-        epsilon: float,
+        epsilon: float | None,
         generator: torch.Generator | None = None,
     ) -> tuple[EpisodeBatch, RolloutStats]:
         """At least ``count`` finished episodes; unfinished ones carry on into the next call.
@@ -44,13 +46,13 @@ class Collector(Protocol):
         ...
 
     def drain(
-        self, epsilon: float, generator: torch.Generator | None = None
+        self, epsilon: float | None, generator: torch.Generator | None = None
     ) -> tuple[EpisodeBatch, RolloutStats]:
         """Finish the episodes :meth:`collect` left running, starting none."""
         ...
 
     def run(
-        self, seeds: list[int], epsilon: float, generator: torch.Generator | None = None
+        self, seeds: list[int], epsilon: float | None, generator: torch.Generator | None = None
     ) -> tuple[EpisodeBatch, RolloutStats]:
         """Exactly one episode per seed, in seed order (tests and evaluation)."""
         ...

@@ -234,6 +234,9 @@ class AgentActingVectorEnv(VectorEnv, Protocol):
     it when an episode starts."""
 
     steps_per_call: int
+    selectors: frozenset[str]
+    """The action selectors (:mod:`qmix.policy.selectors`) it can act with; the runner refuses
+    to hand it agents with another."""
 
     def load_agents(self, weights: AgentWeights, seed: int) -> None:
         """Act with these weights from now on; ``seed`` seeds the exploration draws."""
@@ -243,11 +246,12 @@ class AgentActingVectorEnv(VectorEnv, Protocol):
         self,
         seeds: Sequence[int],
         count: int,
-        epsilon: float,
+        epsilon: float | None,
         active: np.ndarray,
         t: np.ndarray,
     ) -> PlayedSteps:
-        """Up to ``steps_per_call`` epsilon-greedy batched steps.
+        """Up to ``steps_per_call`` batched steps, the agents acting by the loaded weights'
+        selector with exploration rate ``epsilon`` (``None``: greedily).
 
         Each step first starts an episode in every idle environment (not ``active``), in
         index order, while ``seeds`` last (the next reset seeds, in order; the acting state of

@@ -176,6 +176,7 @@ class SMAXVectorEnv:
         self._reset_fn = jax.jit(batched_reset)
         self._step_fn = jax.jit(batched_step)
         self.steps_per_call = steps_per_call
+        self.selectors = frozenset({"epsilon_greedy"})  # the acting selectors act() compiles
         player = jax_agents.make_player(start, advance, env.max_steps, steps_per_call)
         self._play_fn = jax.jit(player, static_argnums=10)
         # acting inside the simulator (load_agents): flat weights, static options, acting
@@ -299,7 +300,7 @@ class SMAXVectorEnv:
         self,
         seeds: Sequence[int],
         count: int,
-        epsilon: float,
+        epsilon: float | None,
         active: np.ndarray,
         t: np.ndarray,
     ) -> PlayedSteps:
@@ -329,7 +330,7 @@ class SMAXVectorEnv:
             self._agents,
             self._counter,
             self._params,
-            np.float32(epsilon),
+            np.float32(epsilon or 0.0),
             active,
             t.astype(np.int32),
             queue,

@@ -12,7 +12,7 @@ import torch
 from torch.nn import functional as F
 
 from qmix.networks.agents import AgentNetwork
-from qmix.policy.exploration import epsilon_greedy
+from qmix.policy.selectors import ActionSelector, EpsilonGreedy
 from qmix.types import AgentWeights
 
 
@@ -31,12 +31,20 @@ class AgentController:
         n_actions: ``A``.
         last_action: include the one-hot previous action in the inputs.
         agent_id: include the one-hot agent index in the inputs.
+        selector: turns the agents' outputs into actions (epsilon-greedy by default; a
+            policy-gradient learner samples its policy, :mod:`qmix.policy.selectors`).
     """
 
     def __init__(
-        self, agent: AgentNetwork, n_actions: int, last_action: bool, agent_id: bool
+        self,
+        agent: AgentNetwork,
+        n_actions: int,
+        last_action: bool,
+        agent_id: bool,
+        selector: ActionSelector | None = None,
     ) -> None:
         self.agent = agent
+        self.selector: ActionSelector = selector or EpsilonGreedy()
         self.n_agents = agent.n_agents
         self.n_actions = n_actions
         self.last_action = last_action
@@ -122,12 +130,13 @@ class AgentController:
         self,
         obs: np.ndarray,
         avail: np.ndarray,
-        epsilon: float,
+        epsilon: float | None,
         generator: torch.Generator | None = None,
     ) -> np.ndarray:
-        """Epsilon-greedy joint actions ``[B, N]`` for ``obs [B, N, O]`` and ``avail [B, N, A]``."""
-        q = self.step_q(obs)  # [B, N, A]
-        actions = epsilon_greedy(q, avail, epsilon, generator)  # [B, N]
+        """Joint actions ``[B, N]`` for ``obs [B, N, O]`` and ``avail [B, N, A]``, by the
+        selector (``epsilon`` ``None``: greedy)."""
+        outputs = self.step_q(obs)  # [B, N, A]: Q-values or policy logits
+        actions = self.selector.select(outputs, avail, epsilon, generator)  # [B, N]
         self.prev_onehot = self._action_eye[actions]  # [B, N, A]
         return actions
 
@@ -151,4 +160,4 @@ class AgentController:
             }
         names |= {"fc2_w": "fc2.weight", "fc2_b": "fc2.bias"}
         arrays = {key: stack(name) for key, name in names.items()}
-        return AgentWeights(arrays, recurrent, self.last_action, self.agent_id)
+        return AgentWeights(arrays, recurrent, self.last_action, self.agent_id, self.selector.name)
