@@ -32,9 +32,10 @@ import torch
 from qmix import make_config
 from qmix.envs.base import AgentActingVectorEnv
 from qmix.envs.registry import make_vector_env
+from qmix.learners import build_learner
 from qmix.runner import EpisodeRunner
 from qmix.seeding import seed_stream
-from qmix.trainer import build_learner, train
+from qmix.trainer import train
 
 
 def raw_rate(task: str, b: int, seconds: float) -> float:

@@ -23,7 +23,8 @@ import torch
 from qmix.envs.base import EnvError, EnvOutputError, PlayedSteps, VectorStep
 from qmix.envs.registry import make_vector_env
 from qmix.envs.vector import EnvWorkerError, InProcessVectorEnv, SubprocessVectorEnv
-from qmix.learner import DivergenceError, QLearner
+from qmix.learners import DivergenceError
+from qmix.learners.q import QLearner
 from qmix.networks.agents import AgentNetwork
 from qmix.networks.mixers import QMixer
 from qmix.policy.controller import AgentController, agent_input_dim

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from qmix.learner import (
-    chosen_action_values,
-    greedy_target_values,
-    masked_td_loss,
-    td_lambda_targets,
-)
+from qmix.learners.maths import masked_td_loss, td_lambda_targets
+from qmix.learners.q import chosen_action_values, greedy_target_values
 
 
 def test_chosen_action_values_gathers_taken_actions() -> None:

@@ -16,6 +16,7 @@ from PIL import Image, ImageSequence
 from qmix.config import make_config
 from qmix.envs.matrix import make_two_step
 from qmix.envs.registry import make_env, make_vector_env
+from qmix.learners import build_learner
 from qmix.policy.controller import AgentController
 from qmix.render import (
     as_rgb_frame,
@@ -26,7 +27,7 @@ from qmix.render import (
     table_pairs,
 )
 from qmix.runner import EpisodeRunner
-from qmix.trainer import build_learner, tabular_report
+from qmix.trainer import tabular_report
 from qmix.types import EnvInfo
 from tests.conftest import CountdownEnv
 

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from qmix.checkpoint import CheckpointError
     from qmix.config import Config, ConfigError, make_config
     from qmix.envs.base import EnvError
-    from qmix.learner import DivergenceError
+    from qmix.learners import DivergenceError
     from qmix.run import EvalResult, Run, load
     from qmix.rundir import RunDirBusy, RunInterrupted
     from qmix.trainer import restart, resume, train
@@ -51,7 +51,7 @@ _LAZY = {
     "ConfigError": "qmix.config",
     "make_config": "qmix.config",
     "CheckpointError": "qmix.checkpoint",
-    "DivergenceError": "qmix.learner",
+    "DivergenceError": "qmix.learners",
     "EnvError": "qmix.envs.base",
     "RunDirBusy": "qmix.rundir",
     "RunInterrupted": "qmix.rundir",

@@ -382,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     from qmix.checkpoint import CheckpointError
     from qmix.envs.base import EnvError
     from qmix.envs.vector import EnvWorkerError
-    from qmix.learner import DivergenceError
+    from qmix.learners import DivergenceError
     from qmix.rundir import RunInterrupted, describe_os_error
 
     commands = {"train": _train, "eval": _eval, "plot": _plot, "summary": _summary}

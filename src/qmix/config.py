@@ -1,10 +1,13 @@
 """Typed run configuration: one frozen dataclass, YAML presets, ``key=value`` overrides.
 
-Resolution order (later wins): field defaults < algorithm preset < task preset < overrides.
-Task presets may tune learning settings for their task (the two-step preset carries the
-paper's settings) but may not change the algorithm's identity (``mixer``); see
-:data:`ALGORITHM_KEYS`. Unknown keys, wrong types and out-of-range values raise
-:class:`ConfigError` with a one-line message that names the nearest valid key.
+Resolution order (later wins): field defaults < algorithm preset < task preset < the task
+preset's section for the learner < overrides. Task presets may tune learning settings for
+their task (the two-step preset carries the paper's settings) but may not change the
+algorithm's identity (``learner``, ``mixer``); see :data:`ALGORITHM_KEYS`. Settings only one
+learner uses (:data:`LEARNER_KEYS`) sit in a task preset's section for that learner
+(``q:``, ``coma:``); set anywhere else for a learner that does not use them, they are an
+error. Unknown keys, wrong types and out-of-range values raise :class:`ConfigError` with a
+one-line message that names the nearest valid key.
 """
 
 from __future__ import annotations
@@ -39,6 +42,9 @@ class Config:
 
     # -- what to run ------------------------------------------------------------------------
     algo: str = _doc("algorithm preset name (informational once resolved)", "qmix")
+    learner: Literal["q", "coma"] = _doc(
+        "what learns (set by the algorithm preset): q (QMIX, VDN, IQL) or coma", "q"
+    )
     task: str = _doc("task preset name from `qmix presets`, or 'module:factory'", "two_step")
     env: str = _doc("environment: registry name or 'module:factory' (task presets set it)", "")
     env_args: dict[str, Any] = _doc("keyword arguments for the environment's factory", {})
@@ -78,8 +84,16 @@ class Config:
     )
     target_update_interval_episodes: int = _doc("K: episodes between hard target copies", 200)
     target_tau: float = _doc("soft target update rate per gradient update", 0.005)
+    # -- COMA's critic ----------------------------------------------------------------------
+    critic_lr: float = _doc("learning rate of COMA's critic (PyMARL: 5e-4)", 5e-4)
+    critic_hidden_dim: int = _doc("width of COMA's critic, 3 layers (PyMARL: 128)", 128)
+    critic_target_update_interval: int = _doc(
+        "critic updates between copies into COMA's target critic (PyMARL: 200)", 200
+    )
     # -- exploration ------------------------------------------------------------------------
-    epsilon_start: float = _doc("epsilon at step 0", 1.0)
+    epsilon_start: float = _doc(
+        "epsilon at step 0 (epsilon-greedy; COMA: the weight of the uniform floor)", 1.0
+    )
     epsilon_finish: float = _doc("epsilon after the anneal", 0.05)
     epsilon_anneal_env_steps: int = _doc("env steps of the linear epsilon anneal", 50_000)
     # -- evaluation and logging -------------------------------------------------------------
@@ -99,12 +113,42 @@ class Config:
         _validate(self)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-data view (YAML/JSON serialisable)."""
-        return dataclasses.asdict(self)
+        """Plain-data view (YAML/JSON serialisable) of the keys that apply to its learner."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if applies(k, self.learner)}
 
 
 FIELDS: dict[str, dataclasses.Field[Any]] = {f.name: f for f in dataclasses.fields(Config)}
-ALGORITHM_KEYS = frozenset({"mixer"})
+LEARNERS: tuple[str, ...] = typing.get_args(typing.get_type_hints(Config)["learner"])
+LEARNER_KEYS: dict[str, frozenset[str]] = {
+    "q": frozenset(
+        {
+            "mixer",
+            "mixer_input",
+            "mixing_embed_dim",
+            "hypernet_layers",
+            "hypernet_embed_dim",
+            "double_q",
+            "batch_size_episodes",
+            "buffer_capacity_episodes",
+            "updates_per_collect",
+            "target_update",
+            "target_update_interval_episodes",
+            "target_tau",
+        }
+    ),
+    "coma": frozenset({"critic_lr", "critic_hidden_dim", "critic_target_update_interval"}),
+}
+"""The keys only some learners use, by learner; every other key applies to every learner.
+Setting a key the chosen learner does not use is an error, not silently ignored."""
+
+
+def applies(key: str, learner: str) -> bool:
+    """Whether config key ``key`` is used by ``learner``."""
+    owners = [name for name, keys in LEARNER_KEYS.items() if key in keys]
+    return not owners or learner in owners
+
+
+ALGORITHM_KEYS = frozenset({"learner", "mixer"})
 """Keys a task preset may not set: they define the algorithm, not the task."""
 IDENTITY_KEYS = frozenset({"algo", "task", "env", *ALGORITHM_KEYS})
 """Keys no override may set: they name what runs, and the run directory and every summary are
@@ -128,6 +172,8 @@ _POSITIVE_INTS = (
     "buffer_capacity_episodes",
     "updates_per_collect",
     "target_update_interval_episodes",
+    "critic_hidden_dim",
+    "critic_target_update_interval",
     "epsilon_anneal_env_steps",
     "test_interval_env_steps",
     "log_interval_env_steps",
@@ -158,8 +204,8 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"test_episodes must be >= 0, got {cfg.test_episodes}")
     if cfg.hypernet_layers not in (1, 2):
         raise ConfigError(f"hypernet_layers must be 1 or 2, got {cfg.hypernet_layers}")
-    if cfg.lr <= 0 or cfg.optim_eps <= 0 or cfg.grad_norm_clip <= 0:
-        raise ConfigError("lr, optim_eps and grad_norm_clip must be > 0")
+    if cfg.lr <= 0 or cfg.critic_lr <= 0 or cfg.optim_eps <= 0 or cfg.grad_norm_clip <= 0:
+        raise ConfigError("lr, critic_lr, optim_eps and grad_norm_clip must be > 0")
     if cfg.batch_size_episodes > cfg.buffer_capacity_episodes:
         raise ConfigError(
             f"batch_size_episodes ({cfg.batch_size_episodes}) exceeds "
@@ -248,11 +294,13 @@ def parse_override(item: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
-def _apply(merged: dict[str, Any], updates: dict[str, Any], source: str) -> None:
+def _apply(merged: dict[str, Any], updates: dict[str, Any], source: str, learner: str) -> None:
     for key, value in updates.items():
         head, _, sub = key.partition(".")
         if head not in FIELDS:
             raise ConfigError(f"unknown config key {head!r} in {source}{_suggest(head, FIELDS)}")
+        if not applies(head, learner):
+            raise ConfigError(_not_applicable(head, learner, source))
         if sub:
             if head != "env_args":
                 raise ConfigError(f"{key!r} in {source}: only env_args takes dotted keys")
@@ -264,6 +312,14 @@ def _apply(merged: dict[str, Any], updates: dict[str, Any], source: str) -> None
             if is_int and FIELDS[head].type in ("float", float):
                 value = float(value)
             merged[key] = value
+
+
+def _not_applicable(key: str, learner: str, source: str) -> str:
+    owners = " or ".join(name for name, keys in LEARNER_KEYS.items() if key in keys)
+    where = f"the {learner} learner does not use it (a setting of {owners})"
+    if source.startswith("task preset"):
+        return f"{key} in {source}: {where}; put it under the preset's {owners}: section"
+    return f"{key} in {source}: {where}; remove it"
 
 
 def make_config(
@@ -284,24 +340,40 @@ def make_config(
     merged: dict[str, Any] = {"algo": algo, "task": task}
     algo_preset = load_preset("algos", algo)
     algo_preset.pop("description", None)
-    _apply(merged, algo_preset, f"algorithm preset {algo!r}")
+    learner = algo_preset.get("learner", "q")
+    if learner not in LEARNERS:
+        raise ConfigError(f"algorithm preset {algo!r}: learner must be one of {LEARNERS}")
+    _apply(merged, algo_preset, f"algorithm preset {algo!r}", learner)
     if ":" not in task:
-        task_preset = load_preset("tasks", task)
-        task_preset.pop("description", None)
-        clash = ALGORITHM_KEYS & task_preset.keys()
-        if clash:
-            raise ConfigError(f"task preset {task!r} may not set {sorted(clash)}")
-        _apply(merged, task_preset, f"task preset {task!r}")
+        _apply_task_preset(merged, task, learner)
     if isinstance(overrides, list):
         overrides = dict(parse_override(item) for item in overrides)
     _refuse_identity(algo, task, overrides or {})
-    _apply(merged, overrides or {}, "overrides")
+    _apply(merged, overrides or {}, "overrides", learner)
     if not merged.get("env"):
         merged["env"] = task  # a task without a preset names its environment directly
     try:
         return Config(**merged)
     except TypeError as err:  # pragma: no cover - _apply already rejects unknown keys
         raise ConfigError(str(err)) from err
+
+
+def _apply_task_preset(merged: dict[str, Any], task: str, learner: str) -> None:
+    """A task preset's keys for every learner, then its section for ``learner`` (``q:``,
+    ``coma:``): settings tuned for one learner on this task stay out of the others' way."""
+    preset = load_preset("tasks", task)
+    preset.pop("description", None)
+    sections = {name: preset.pop(name) for name in LEARNERS if name in preset}
+    for name, section in sections.items():
+        if not isinstance(section, dict):
+            raise ConfigError(f"task preset {task!r}: its {name}: section must be a mapping")
+    for part in (preset, *sections.values()):
+        clash = ALGORITHM_KEYS & part.keys()
+        if clash:
+            raise ConfigError(f"task preset {task!r} may not set {sorted(clash)}")
+    _apply(merged, preset, f"task preset {task!r}", learner)
+    if learner in sections:
+        _apply(merged, sections[learner], f"task preset {task!r} ({learner}: section)", learner)
 
 
 def _refuse_identity(algo: str, task: str, overrides: dict[str, Any]) -> None:
@@ -312,7 +384,7 @@ def _refuse_identity(algo: str, task: str, overrides: dict[str, Any]) -> None:
         if head not in IDENTITY_KEYS:
             continue
         value = overrides[key]
-        if head == "mixer":
+        if head in ALGORITHM_KEYS:
             hint = (
                 f"choose the algorithm instead: qmix train ALGO {task} (`qmix presets` lists them)"
             )
@@ -334,6 +406,7 @@ def config_changes(trained: dict[str, Any], current: dict[str, Any]) -> dict[str
         trained: the config a checkpoint was trained with (``Config.to_dict()``).
         current: the config now in the run directory.
     """
+    trained, current = _normalised(trained), _normalised(current)
     keys = (set(trained) | set(current)) - RESUMABLE_KEYS
     return {
         key: (trained.get(key), current.get(key))
@@ -342,10 +415,24 @@ def config_changes(trained: dict[str, Any], current: dict[str, Any]) -> dict[str
     }
 
 
+def _normalised(data: dict[str, Any]) -> dict[str, Any]:
+    """A config dict with its defaults filled in and the keys its learner does not use
+    dropped: a config written before a key existed equals one written after."""
+    defaults = dataclasses.asdict(Config())
+    learner = data.get("learner", "q")
+    return {k: v for k, v in {**defaults, **data}.items() if applies(k, learner)}
+
+
 def config_from_dict(data: dict[str, Any]) -> Config:
-    """Rebuild a resolved config (e.g. a run directory's ``config.yaml``), validating it."""
+    """Rebuild a resolved config (e.g. a run directory's ``config.yaml``), validating it.
+
+    Keys missing from ``data`` take their defaults (a config written before they existed)."""
     unknown = set(data) - set(FIELDS)
     if unknown:
         key = sorted(unknown)[0]
         raise ConfigError(f"unknown config key {key!r}{_suggest(key, FIELDS)}")
+    learner = data.get("learner", "q")
+    for key in data:
+        if learner in LEARNERS and not applies(key, learner):
+            raise ConfigError(_not_applicable(key, learner, "the config"))
     return Config(**data)

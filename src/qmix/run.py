@@ -21,7 +21,7 @@ from qmix.files import (
 from qmix.types import EnvInfo
 
 if TYPE_CHECKING:
-    from qmix.learner import QLearner
+    from qmix.learners import Learner
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ class Run:
     run_dir: Path
     config: Config
     metrics: list[dict[str, Any]]
-    learner: QLearner
+    learner: Learner
     tables: dict[str, Any] | None = field(default=None)
     trust_env: bool = True  # False for a run loaded from disk: see require_trusted_env
 
@@ -224,8 +224,8 @@ def load(path: str | Path, best: bool = False, trust_env: bool = False) -> Run:
         CheckpointError: no weights, the file is damaged, of another run or another config.
     """
     from qmix.checkpoint import CheckpointError, load_checkpoint
+    from qmix.learners import build_learner
     from qmix.logging import read_metrics
-    from qmix.trainer import build_learner
 
     run_dir = Path(path)
     cfg = read_run_config(run_dir)

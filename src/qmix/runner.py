@@ -42,6 +42,7 @@ from qmix.envs.base import (
     AgentActingVectorEnv,
     PlayedSteps,
     VectorEnv,
+    acting_selectors,
     episode_ends,
     output_error,
 )
@@ -126,11 +127,11 @@ class EpisodeRunner:
         self.name = name
         self.controller = controller
         self.acting_env = envs if act_in_env and isinstance(envs, AgentActingVectorEnv) else None
-        selector = controller.selector.name
-        if self.acting_env is not None and selector not in self.acting_env.selectors:
+        selector, supported = controller.selector.name, acting_selectors(self.acting_env)
+        if self.acting_env is not None and selector not in supported:
             raise ValueError(
-                f"{name} acts for the agents with {', '.join(sorted(self.acting_env.selectors))} "
-                f"only, not {selector}: act in PyTorch instead (act_in_env=False)"
+                f"{name} acts for the agents with {', '.join(sorted(supported))} only, not "
+                f"{selector}: act in PyTorch instead (act_in_env=False)"
             )
         self.info = info = envs.env_info()
         b, limit, n = envs.num_envs, info.episode_limit, info.n_agents

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import json
 import os
 import re
@@ -54,12 +55,9 @@ from qmix.files import (
     TENSORBOARD_NAME,
     atomic_write_text,
 )
-from qmix.learner import DivergenceError, QLearner
+from qmix.learners import DivergenceError, Learner, build_learner
+from qmix.learners.q import QLearner
 from qmix.logging import MetricsWriter, Progress, read_metrics, run_metadata, write_json
-from qmix.networks.agents import build_agent
-from qmix.networks.mixers import Mixer, build_mixer, mixer_input_dim
-from qmix.policy.controller import AgentController, agent_input_dim
-from qmix.policy.exploration import LinearSchedule
 from qmix.run import (
     Run,
     check_run_id,
@@ -77,47 +75,6 @@ from qmix.rundir import (
 from qmix.runner import EpisodeRunner, RolloutStats
 from qmix.seeding import TEST_STREAM, TRAIN_STREAM, episode_seeds, seed_stream
 from qmix.types import EnvInfo
-
-
-def build_learner(cfg: Config, info: EnvInfo) -> QLearner:
-    """Agent network, controller, mixer and learner for ``cfg`` on a task of sizes ``info``."""
-    input_dim = agent_input_dim(
-        info.obs_dim, info.n_actions, info.n_agents, cfg.obs_last_action, cfg.obs_agent_id
-    )
-    agent = build_agent(
-        cfg.agent,
-        input_dim,
-        info.n_actions,
-        info.n_agents,
-        cfg.agent_hidden_dim,
-        cfg.share_agent_params,
-    )
-    mixer_dim = mixer_input_dim(cfg.mixer_input, info.state_dim, info.n_agents, info.obs_dim)
-    mixer: Mixer | None = build_mixer(
-        cfg.mixer,
-        info.n_agents,
-        mixer_dim,
-        cfg.mixing_embed_dim,
-        cfg.hypernet_layers,
-        cfg.hypernet_embed_dim,
-    )
-    agent.to(cfg.device)
-    if mixer is not None:
-        mixer.to(cfg.device)
-    controller = AgentController(agent, info.n_actions, cfg.obs_last_action, cfg.obs_agent_id)
-    return QLearner(
-        controller,
-        mixer,
-        mixer_input=cfg.mixer_input,
-        gamma=cfg.gamma,
-        td_lambda=cfg.td_lambda,
-        double_q=cfg.double_q,
-        optimizer=cfg.optimizer,
-        lr=cfg.lr,
-        optim_alpha=cfg.optim_alpha,
-        optim_eps=cfg.optim_eps,
-        grad_norm_clip=cfg.grad_norm_clip,
-    )
 
 
 def run_name(cfg: Config) -> str:
@@ -383,7 +340,9 @@ def _check_machine(cfg: Config, info: EnvInfo) -> None:
             f"(torch {torch.__version__}); use device=cpu"
         )
     episode = EpisodeBatch.nbytes_per_episode(info)
-    episodes = cfg.buffer_capacity_episodes + 2 * cfg.n_envs + cfg.batch_size_episodes
+    on_policy = cfg.learner == "coma"  # its batch is the episodes just played
+    replay = 0 if on_policy else cfg.buffer_capacity_episodes + cfg.batch_size_episodes
+    episodes = replay + 2 * cfg.n_envs
     needed = episodes * episode
     total = _physical_memory()
     if total is not None and needed > 0.8 * total:
@@ -471,13 +430,14 @@ def _run(
         _check_machine(cfg, info)
         learner = build_learner(cfg, info)
         runner = EpisodeRunner(envs, learner.controller, name=cfg.env)
-        buffer = ReplayBuffer(cfg.buffer_capacity_episodes, info)
+        buffer = None if learner.on_policy else ReplayBuffer(cfg.buffer_capacity_episodes, info)
         state = LoopState()
         if checkpoint is not None:
             assert run_dir is not None
             try:
                 learner.load_state_dict(checkpoint["learner"])
-                buffer.load_state_dict(checkpoint["buffer"])
+                if buffer is not None:
+                    buffer.load_state_dict(checkpoint["buffer"])
                 rng.set_state(checkpoint["rng"]["train"])
                 torch.set_rng_state(checkpoint["rng"]["torch"])
                 state = LoopState(**checkpoint["loop"])
@@ -510,7 +470,7 @@ class _Training:
         progress: print a progress line and the final report.
         info: the task's sizes.
         learner, runner, buffer, state, rng: built (and restored) by :func:`_run`; the runner
-            is any :class:`~qmix.collectors.Collector`.
+            is any :class:`~qmix.collectors.Collector`; no buffer for an on-policy learner.
     """
 
     def __init__(
@@ -519,15 +479,16 @@ class _Training:
         opened: _Opened,
         progress: bool,
         info: EnvInfo,
-        learner: QLearner,
+        learner: Learner,
         runner: Collector,
-        buffer: ReplayBuffer,
+        buffer: ReplayBuffer | None,
         state: LoopState,
         rng: torch.Generator,
     ) -> None:
         self.cfg, self.run_dir, self.progress = cfg, opened.run_dir, progress
         self.learner, self.runner, self.buffer = learner, runner, buffer
         self.state, self.rng = state, rng
+        self.fresh: EpisodeBatch | None = None  # on-policy: the episodes just played
         resumed = opened.checkpoint is not None
         self.metrics = MetricsWriter(
             self.run_dir / METRICS_NAME,
@@ -550,10 +511,14 @@ class _Training:
 
     # -- collect and store ---------------------------------------------------------------
     def store(self, collected: tuple[EpisodeBatch, RolloutStats]) -> None:
-        """Put collected episodes in replay and count them."""
+        """Put collected episodes in replay (on-policy: hold them for the next update only)
+        and count them."""
         batch, stats = collected
         state = self.state
-        self.buffer.insert(batch)
+        if self.buffer is not None:
+            self.buffer.insert(batch)
+        else:
+            self.fresh = batch
         state.env_steps += stats.env_steps
         state.episodes += len(stats.returns)
         state.recent_returns = (state.recent_returns + stats.returns)[-100:]
@@ -571,22 +536,29 @@ class _Training:
 
     # -- sample and learn; targets -------------------------------------------------------
     def learn(self) -> None:
-        """``updates_per_collect`` updates on replay samples (once the buffer can give them);
-        soft targets move after every update."""
-        cfg, state = self.cfg, self.state
+        """Off-policy: ``updates_per_collect`` updates on replay samples (once the buffer can
+        give them). On-policy: one update on the episodes just played, which are then dropped
+        (never reused)."""
+        cfg = self.cfg
+        if self.buffer is None:
+            batch, self.fresh = self.fresh, None
+            if batch is not None:
+                self._update(batch.to(cfg.device))
+            return
         if not self.buffer.can_sample(cfg.batch_size_episodes):
             return
         for _ in range(cfg.updates_per_collect):
-            sample = self.buffer.sample(cfg.batch_size_episodes, self.rng).to(cfg.device)
-            try:
-                learner_stats = self.learner.train(sample)
-            except DivergenceError as err:
-                raise self._diverged(err) from err
-            state.updates += 1
-            state.last_loss = learner_stats.loss
-            state.last_learn = dataclasses.asdict(learner_stats)
-            if cfg.target_update == "soft":
-                self.learner.soft_update_targets(cfg.target_tau)
+            self._update(self.buffer.sample(cfg.batch_size_episodes, self.rng).to(cfg.device))
+
+    def _update(self, batch: EpisodeBatch) -> None:
+        state = self.state
+        try:
+            learned = self.learner.train(batch)
+        except DivergenceError as err:
+            raise self._diverged(err) from err
+        state.updates += 1
+        state.last_loss = learned["loss"]
+        state.last_learn = learned
 
     def _diverged(self, err: DivergenceError) -> DivergenceError:
         state = self.state
@@ -601,11 +573,10 @@ class _Training:
         )
 
     def update_targets(self) -> None:
-        """Hard target copies every ``target_update_interval_episodes`` episodes."""
-        cfg, state = self.cfg, self.state
-        due = state.episodes - state.last_target_update >= cfg.target_update_interval_episodes
-        if cfg.target_update == "hard" and due:
-            self.learner.hard_update_targets()
+        """Target copies when the learner's schedule says so (the episode count of the last
+        one is kept here, with the loop's counters)."""
+        state = self.state
+        if self.learner.update_targets(state.episodes, state.last_target_update):
             state.last_target_update = state.episodes
 
     # -- evaluate greedily ---------------------------------------------------------------
@@ -649,7 +620,7 @@ class _Training:
                 "epsilon": epsilon,
                 "loss": state.last_loss,
                 **{k: v for k, v in state.last_learn.items() if k != "loss"},
-                "buffer_episodes": len(self.buffer),
+                **({} if self.buffer is None else {"buffer_episodes": len(self.buffer)}),
                 "wall_seconds": time.perf_counter() - self.started,
             }
         )
@@ -676,7 +647,7 @@ class _Training:
                 **self.identity,
                 "loop": dataclasses.asdict(state),
                 "learner": self.learner.state_dict(),
-                "buffer": self.buffer.state_dict(),
+                "buffer": {} if self.buffer is None else self.buffer.state_dict(),
                 "rng": {"train": self.rng.get_state(), "torch": torch.get_rng_state()},
             },
         )
@@ -704,7 +675,8 @@ class _Training:
         if isinstance(game, TabularGame):
             tables = tabular_report(self.learner, self.runner, cfg, game)
             (run_dir / Q_TABLES_NAME).write_text(json.dumps(tables, indent=2))
-            _try_heatmaps(run_dir, tables, title)
+            if tables["states"]:
+                _try_heatmaps(run_dir, tables, title)
             if self.progress:
                 print(format_tables(tables["states"], tables["greedy"]))
         curve = _try_plot(run_dir, self.metrics.rows, title)
@@ -726,21 +698,25 @@ def _loop(cfg: Config, stop: _StopSignals, training: _Training) -> Run:
     """The training loop, top to bottom: collect -> store -> learn -> targets -> test -> log
     -> checkpoint, in a locked run directory whose files are written."""
     state, runner, rng = training.state, training.runner, training.rng
-    schedule = LinearSchedule(cfg.epsilon_start, cfg.epsilon_finish, cfg.epsilon_anneal_env_steps)
+    learner = training.learner
     # Checkpoints are taken with no episode in flight, so episodes continue from there.
     train_seeds = seed_stream(cfg.seed, TRAIN_STREAM, state.episodes)
     while state.env_steps < cfg.total_env_steps:
         # A stop asked for during a step is taken at the top of the next one, which then
         # ends like a step with a checkpoint due: episodes in flight are finished first.
         stopping = stop.signum
-        # ---- collect and store: n_envs finished episodes, epsilon-greedy ------------------
-        epsilon = schedule.value(state.env_steps)
-        training.store(runner.collect(cfg.n_envs, train_seeds, epsilon, rng))
-        if any(training.milestones()) or stopping:  # tests and checkpoints need idle envs
-            training.store(runner.drain(epsilon, rng))
+        # ---- collect and store, acting with the learner's exploration rate ----------------
+        epsilon = learner.exploration(state.env_steps)
+        if learner.on_policy:  # exactly n_envs episodes, all of them played by this policy
+            seeds = list(itertools.islice(train_seeds, cfg.n_envs))
+            training.store(runner.run(seeds, epsilon, rng))
+        else:  # n_envs finished episodes; unfinished ones carry on into the next call
+            training.store(runner.collect(cfg.n_envs, train_seeds, epsilon, rng))
+            if any(training.milestones()) or stopping:  # tests and checkpoints need idle envs
+                training.store(runner.drain(epsilon, rng))
         finished, test_due, save_due = training.milestones()  # the drain may cross the budget
 
-        # ---- sample and learn; targets: soft after every update, or hard every K episodes --
+        # ---- learn (replay samples, or the episodes just played); targets as scheduled -----
         training.learn()
         training.update_targets()
 
@@ -764,10 +740,13 @@ def _loop(cfg: Config, stop: _StopSignals, training: _Training) -> Run:
 
 
 def tabular_report(
-    learner: QLearner, runner: Collector, cfg: Config, game: TabularGame
+    learner: Learner, runner: Collector, cfg: Config, game: TabularGame
 ) -> dict[str, Any]:
-    """Learned tables of every state plus the greedy joint actions and return."""
-    tables = q_tables(learner.controller, learner.mixer, game, cfg.mixer_input, cfg.gamma)
+    """Learned tables of every state (a Q-learner's; none for other learners) plus the greedy
+    joint actions and return."""
+    tables: dict[str, Any] = {}
+    if isinstance(learner, QLearner):
+        tables = q_tables(learner.controller, learner.mixer, game, cfg.mixer_input, cfg.gamma)
     batch, stats = runner.run(episode_seeds(cfg.seed, TEST_STREAM, 0, 1), None)
     steps = stats.lengths[0]
     joint_actions = batch.actions[0, :steps].tolist()

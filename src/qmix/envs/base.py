@@ -224,6 +224,11 @@ class PlayedSteps:
     infos: dict[tuple[int, int], dict[str, Any]]
 
 
+def acting_selectors(envs: object) -> frozenset[str]:
+    """The action selectors an :class:`AgentActingVectorEnv` can act with."""
+    return frozenset(getattr(envs, "selectors", frozenset({"epsilon_greedy"})))
+
+
 @runtime_checkable
 class AgentActingVectorEnv(VectorEnv, Protocol):
     """A :class:`VectorEnv` that can run the agents' acting step itself (a JAX simulator
@@ -234,9 +239,9 @@ class AgentActingVectorEnv(VectorEnv, Protocol):
     it when an episode starts."""
 
     steps_per_call: int
-    selectors: frozenset[str]
-    """The action selectors (:mod:`qmix.policy.selectors`) it can act with; the runner refuses
-    to hand it agents with another."""
+    # It may also declare ``selectors: frozenset[str]``, the action selectors
+    # (:mod:`qmix.policy.selectors`) it can act with; without it, ``epsilon_greedy`` only. The
+    # runner refuses to hand it agents with another selector (:func:`acting_selectors`).
 
     def load_agents(self, weights: AgentWeights, seed: int) -> None:
         """Act with these weights from now on; ``seed`` seeds the exploration draws."""

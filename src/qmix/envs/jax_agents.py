@@ -5,10 +5,14 @@ A JAX simulator can run the agents' policy inside its own jitted step, and the r
 around it (:func:`make_player`), so several collection steps are one compiled call instead of
 a round trip through numpy and PyTorch for every action (see docs/implementation.md, "Acting
 inside a JAX simulator"). The maths is that of
-:meth:`qmix.networks.agents.AgentNetwork.step` and :func:`qmix.policy.exploration.epsilon_greedy`
-on the weights of :class:`qmix.types.AgentWeights`; ``tests/test_smax_acting.py`` checks that
-both give the same Q-values and the same greedy episodes. Exploration draws come from a JAX
-key seeded by the runner from the training RNG, so they differ from the PyTorch path's draws.
+:meth:`qmix.networks.agents.AgentNetwork.step` on the weights of
+:class:`qmix.types.AgentWeights`, then of the weights' action selector
+(:mod:`qmix.policy.selectors`): :func:`epsilon_greedy` as
+:func:`qmix.policy.exploration.epsilon_greedy`, or :func:`softmax_policy`, a sample of
+:func:`qmix.policy.selectors.policy_probs`; ``tests/test_smax_acting.py`` and
+``tests/test_selectors.py`` check that both paths give the same outputs and the same greedy
+episodes. Exploration draws come from a JAX key seeded by the runner from the training RNG, so
+they differ from the PyTorch path's draws.
 
 Everything here is a pure function of arrays. The module imports ``jax``, so only the JAX
 adapters import it, inside their constructors (``import qmix`` stays free of JAX).
@@ -94,6 +98,34 @@ def epsilon_greedy(key: Any, q: Any, avail: Any, epsilon: Any) -> Any:
     return jnp.where(noise[..., 0] < epsilon, uniform, greedy).astype(jnp.int32)
 
 
+def softmax_policy(key: Any, logits: Any, avail: Any, epsilon: Any) -> Any:
+    """A sample of each agent's policy, the masked softmax of its logits with an epsilon floor.
+
+    ``logits [B, N, A]``, ``avail [B, N, A]`` bool -> ``[B, N]`` int32, drawn from
+    ``(1 - epsilon) softmax(logits over available actions) + epsilon / n_available`` on the
+    available actions, as :func:`qmix.policy.selectors.policy_probs` (never an unavailable
+    action). ``epsilon < 0`` (how the simulator encodes ``None``) asks for the greedy action,
+    the argmax of the logits over the available actions. One random-number call: a categorical
+    draw on the log-probabilities (Gumbel-max), ``-inf`` on unavailable actions. An agent with
+    no available action (an idle environment) gets action 0, which the runner discards.
+    """
+    masked = jnp.where(avail, logits, -jnp.inf)  # [B, N, A]
+    greedy = jnp.argmax(masked, axis=-1)  # [B, N]
+    any_avail = jnp.any(avail, axis=-1, keepdims=True)  # [B, N, 1]
+    soft = jax.nn.softmax(jnp.where(any_avail, masked, 0.0), axis=-1)  # [B, N, A]
+    n_avail = jnp.maximum(jnp.sum(avail, axis=-1, keepdims=True), 1).astype(soft.dtype)
+    floor = jnp.clip(epsilon, 0.0, 1.0)
+    probs = (1.0 - floor) * soft + floor / n_avail  # [B, N, A]
+    log_probs = jnp.where(avail, jnp.log(probs), -jnp.inf)  # [B, N, A]
+    sample = jax.random.categorical(key, log_probs, axis=-1)  # [B, N]
+    sample = jnp.where(any_avail[..., 0], sample, 0)
+    return jnp.where(epsilon < 0, greedy, sample).astype(jnp.int32)
+
+
+SELECTORS = {"epsilon_greedy": epsilon_greedy, "softmax": softmax_policy}
+"""The action selectors :func:`act` compiles, by :class:`qmix.types.AgentWeights` name."""
+
+
 def initial_state(b: int, n: int, h: int, a: int) -> tuple[Any, Any]:
     """Fresh acting state for ``B`` environments: ``(hidden [B, N, H], prev_onehot [B, N, A])``,
     the GRU state and the previous actions as one-hots (zeros at an episode's start)."""
@@ -113,16 +145,18 @@ def act(
     obs: Any,
     avail: Any,
     epsilon: Any,
-    options: tuple[bool, bool, bool, Layout],
+    options: tuple[bool, bool, bool, str, Layout],
 ) -> tuple[Any, tuple[Any, Any], Any]:
     """Joint actions ``[B, N]`` for ``obs [B, N, O]`` and ``avail [B, N, A]``, the next acting
     state and exploration counter.
 
-    ``options`` (static): recurrent, last action in the input, agent id in the input, and the
-    weights' layout. The input is laid out as :meth:`AgentController.acting_inputs`:
-    observation, one-hot previous action, one-hot agent index.
+    ``options`` (static): recurrent, last action in the input, agent id in the input, the
+    action selector's name (a key of :data:`SELECTORS`) and the weights' layout. The input is
+    laid out as :meth:`AgentController.acting_inputs`: observation, one-hot previous action,
+    one-hot agent index. ``epsilon`` is a float32 scalar; for ``softmax`` a negative one asks
+    for greedy actions.
     """
-    recurrent, last_action, agent_id, layout = options
+    recurrent, last_action, agent_id, selector, layout = options
     hidden, prev = agent_state
     b, n, _ = obs.shape
     parts = [obs]
@@ -132,9 +166,10 @@ def act(
         parts.append(jnp.broadcast_to(jnp.eye(n, dtype=obs.dtype), (b, n, n)))
     inputs = jnp.concatenate(parts, axis=-1)  # [B, N, I]
     params = unflatten(flat_params, layout)
-    q, hidden = q_step(params, inputs, hidden, recurrent)  # [B, N, A], [B, N, H]
+    # outputs [B, N, A]: Q-values or policy logits, by the selector; hidden [B, N, H]
+    outputs, hidden = q_step(params, inputs, hidden, recurrent)
     key = jax.random.fold_in(jax.random.PRNGKey(counter[0]), counter[1])
-    actions = epsilon_greedy(key, q, avail, epsilon)  # [B, N]
+    actions = SELECTORS[selector](key, outputs, avail, epsilon)  # [B, N]
     prev = jax.nn.one_hot(actions, avail.shape[-1], dtype=jnp.float32)  # [B, N, A]
     return actions, (hidden, prev), counter.at[1].add(1)
 

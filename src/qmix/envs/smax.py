@@ -17,8 +17,9 @@ Translation from JaxMARL (jaxmarl 0.2.0):
 - Global state: SMAX's own world state (``get_world_state``): per unit health fraction,
   raw position, raw weapon cooldown and unit-type one-hot (zeros for dead units), then every
   unit's team and type. Positions are in map units (0 to 32), not normalised.
-- Acting: with :meth:`SMAXVectorEnv.load_agents`, the agents' network and epsilon-greedy run
-  inside the jitted step, and :meth:`SMAXVectorEnv.play` runs ``steps_per_call`` batched
+- Acting: with :meth:`SMAXVectorEnv.load_agents`, the agents' network and their action
+  selector (epsilon-greedy for Q-learners, sampling the softmax policy for COMA) run inside
+  the jitted step, and :meth:`SMAXVectorEnv.play` runs ``steps_per_call`` batched
   steps (resets included) in one compiled call (maths in :mod:`qmix.envs.jax_agents`).
 - Seeds: environment ``i`` is reset with ``jax.random.PRNGKey(seeds[i] % 2**32)`` and keeps its
   own key stream, so an episode depends only on its seed and its actions.
@@ -176,7 +177,8 @@ class SMAXVectorEnv:
         self._reset_fn = jax.jit(batched_reset)
         self._step_fn = jax.jit(batched_step)
         self.steps_per_call = steps_per_call
-        self.selectors = frozenset({"epsilon_greedy"})  # the acting selectors act() compiles
+        # the action selectors act() compiles (jax_agents.SELECTORS)
+        self.selectors = frozenset({"epsilon_greedy", "softmax"})
         player = jax_agents.make_player(start, advance, env.max_steps, steps_per_call)
         self._play_fn = jax.jit(player, static_argnums=10)
         # acting inside the simulator (load_agents): flat weights, static options, acting
@@ -281,19 +283,33 @@ class SMAXVectorEnv:
         Called before each collection call with the current weights. The acting state
         (hidden state and previous action of each env's episode in flight) carries over from
         the last call and is zeroed when an episode starts; ``seed`` restarts the exploration
-        key.
+        key. The agents act by ``weights.selector`` (one of :attr:`selectors`).
+
+        Raises:
+            ValueError: ``weights.selector`` is not one of :attr:`selectors`.
         """
         import jax.numpy as jnp
 
         from qmix.envs import jax_agents
 
+        if weights.selector not in self.selectors:
+            raise ValueError(
+                f"SMAX acts for the agents with {', '.join(sorted(self.selectors))} only, "
+                f"not {weights.selector}"
+            )
         flat, layout = jax_agents.flatten(weights)
         b, n, a = self.num_envs, self._info.n_agents, self._info.n_actions
         h = int(weights.arrays["fc1_w"].shape[1]) if weights.recurrent else 0
         if self._agents[0].shape != (b, n, h):
             self._agents = jax_agents.initial_state(b, n, h, a)
         self._params = jnp.asarray(flat)
-        self._agent_options = (weights.recurrent, weights.last_action, weights.agent_id, layout)
+        self._agent_options = (
+            weights.recurrent,
+            weights.last_action,
+            weights.agent_id,
+            weights.selector,
+            layout,
+        )
         self._counter = jax_agents.exploration_counter(seed)
 
     def play(
@@ -305,9 +321,10 @@ class SMAXVectorEnv:
         t: np.ndarray,
     ) -> PlayedSteps:
         """Up to ``steps_per_call`` batched steps in one compiled call, with the loaded agents
-        acting epsilon-greedily (:class:`~qmix.envs.base.AgentActingVectorEnv`): idle envs
+        acting by their selector (:class:`~qmix.envs.base.AgentActingVectorEnv`): idle envs
         start episodes from ``seeds`` (at most ``B * steps_per_call`` are read), the agents
-        act and the active envs step, until ``count`` episodes have ended.
+        act and the active envs step, until ``count`` episodes have ended. ``epsilon`` ``None``
+        is greedy: epsilon-greedy with 0, the softmax policy's argmax (passed as -1).
 
         Raises:
             RuntimeError: no agents were loaded.
@@ -322,6 +339,10 @@ class SMAXVectorEnv:
                 f"expected active and t of shape [{b}], got {list(active.shape)} and "
                 f"{list(t.shape)}"
             )
+        # epsilon None is greedy: epsilon-greedy at 0 (as ever), the softmax path's -1 (at 0
+        # the softmax policy still samples)
+        greedy = -1.0 if self._agent_options[3] == "softmax" else 0.0
+        eps = np.float32(greedy if epsilon is None else epsilon)
         queue = np.zeros(b * self.steps_per_call, np.uint32)  # [Q] the next reset seeds
         n_seeds = min(len(seeds), queue.size)
         queue[:n_seeds] = self._seeds32(seeds[:n_seeds])
@@ -330,7 +351,7 @@ class SMAXVectorEnv:
             self._agents,
             self._counter,
             self._params,
-            np.float32(epsilon or 0.0),
+            eps,
             active,
             t.astype(np.int32),
             queue,

@@ -47,6 +47,21 @@ def policy_probs(logits: torch.Tensor, avail: torch.Tensor, epsilon: float) -> t
     return torch.where(avail, probs, torch.zeros_like(probs))
 
 
+def sample_actions(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One action per row of ``probs [..., A]`` (CPU), drawn with one uniform per row.
+
+    Inverse CDF: the first action whose cumulative probability passes ``u * total``. Actions
+    of probability 0 add nothing to the sum, so they are never chosen, and scaling by the
+    total keeps float round-off from running past the end. A row of zeros gives action 0.
+
+    Returns:
+        ``[...]`` int64.
+    """
+    cumulative = probs.cumsum(dim=-1)  # [..., A]
+    u = torch.rand(*probs.shape[:-1], 1, generator=generator, dtype=probs.dtype)  # [..., 1]
+    return (cumulative > u * cumulative[..., -1:]).to(torch.uint8).argmax(dim=-1)
+
+
 class ActionSelector(Protocol):
     """Turns agent outputs into actions."""
 
@@ -106,13 +121,7 @@ class SoftmaxPolicy:
         if epsilon is None:
             return masked_argmax(outputs, avail)  # [B, N]
         probs = policy_probs(torch.from_numpy(outputs), torch.from_numpy(avail), epsilon)
-        # Inverse CDF with one uniform per agent: the first action whose cumulative probability
-        # passes u * total. Unavailable actions add nothing to the sum, so they are never
-        # chosen, and scaling by the total keeps float round-off from running past the end.
-        cumulative = probs.cumsum(dim=-1)  # [B, N, A]
-        u = torch.rand(*probs.shape[:-1], 1, generator=generator)  # [B, N, 1]
-        chosen = (cumulative > u * cumulative[..., -1:]).to(torch.uint8).argmax(dim=-1)
-        return chosen.numpy().astype(np.int64)  # [B, N]
+        return sample_actions(probs, generator).numpy()  # [B, N]
 
     def draws(self, epsilon: float | None) -> bool:
         """Random whenever training (any ``epsilon``, 0 included); greedy for ``None``."""

@@ -1,4 +1,4 @@
-"""Q-learning for the QMIX family: pure loss maths first, then :class:`QLearner`.
+"""Q-learning for the QMIX family (learner ``q``): pure loss maths first, then :class:`QLearner`.
 
 One learner serves QMIX, VDN and IQL; they differ only in the mixer (``qmix`` / ``vdn`` /
 ``None``). With no mixer (IQL) each agent gets its own TD target from the team reward.
@@ -7,16 +7,23 @@ One learner serves QMIX, VDN and IQL; they differ only in the mixer (``qmix`` / 
 from __future__ import annotations
 
 import copy
-import math
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
 from torch import nn
 
 from qmix.data.episode_batch import EpisodeBatch
+from qmix.learners.maths import (
+    check_finite,
+    load_networks,
+    make_optimiser,
+    masked_mean,
+    masked_td_loss,
+    td_lambda_targets,
+)
 from qmix.networks.mixers import Mixer, mixer_inputs
 from qmix.policy.controller import AgentController
+from qmix.policy.exploration import LinearSchedule
 
 # -- pure maths --------------------------------------------------------------------------------
 
@@ -57,101 +64,7 @@ def greedy_target_values(
     return torch.where(avail.any(dim=-1), values, torch.zeros_like(values))
 
 
-def td_lambda_targets(
-    reward: torch.Tensor,
-    terminated: torch.Tensor,
-    mask: torch.Tensor,
-    next_values: torch.Tensor,
-    gamma: float,
-    td_lambda: float,
-) -> torch.Tensor:
-    """TD(lambda) returns; ``td_lambda = 0`` is one-step TD.
-
-    ``G_t = r_t + gamma (1 - term_t) [(1 - lambda) V_{t+1} + lambda G_{t+1}]``, where
-    ``G_{t+1}`` is replaced by ``V_{t+1}`` when transition ``t+1`` is not real (the episode
-    was truncated after ``t``, or the batch ends): a truncated episode bootstraps from its
-    last observation, a terminated one does not bootstrap at all.
-
-    Args:
-        reward: ``[B, T]`` team rewards.
-        terminated: ``[B, T]`` bool.
-        mask: ``[B, T]`` float, 1 for real transitions.
-        next_values: ``[B, T, ...]`` value of slot ``t + 1`` (target ``Q_tot``; per agent
-            for IQL).
-        gamma: discount.
-        td_lambda: lambda in [0, 1].
-
-    Returns:
-        ``[B, T, ...]`` targets (only meaningful where ``mask`` is 1).
-    """
-    extra = next_values.dim() - reward.dim()
-    shape = (*reward.shape, *([1] * extra))
-    r = reward.reshape(shape)  # [B, T, 1...]
-    cont = (1.0 - terminated.float()).reshape(shape)  # [B, T, 1...]
-    real = mask.reshape(shape)  # [B, T, 1...]
-    next_real = torch.cat([real[:, 1:], torch.zeros_like(real[:, :1])], dim=1)  # [B, T, 1...]
-    # The recursion is linear, G_t = a_t + b_t G_{t+1}, so G_t = sum_{k>=t} W[t, k] a_k with
-    # W[t, k] = b_t ... b_{k-1}: a few batched tensor ops instead of a Python loop over T.
-    v = next_values
-    a = r + gamma * cont * v * (1.0 - td_lambda * next_real)  # [B, T, ...]
-    b = (gamma * td_lambda) * cont * next_real  # [B, T, 1...]
-    b = b.expand_as(a)
-    a_last, b_last = a.movedim(1, -1), b.movedim(1, -1)  # [B, ..., T]
-    horizon = a_last.shape[-1]
-    upper = torch.ones(horizon, horizon, dtype=torch.bool, device=a.device).triu()  # k >= t
-    factors = torch.where(upper, b_last.unsqueeze(-2), torch.ones_like(b_last).unsqueeze(-2))
-    running = factors.cumprod(dim=-1)  # [B, ..., T, T]: b_t ... b_j for j >= t
-    weights = torch.cat([torch.ones_like(running[..., :1]), running[..., :-1]], dim=-1)
-    weights = weights * upper  # [B, ..., T(t), T(k)]
-    targets = (weights @ a_last.unsqueeze(-1)).squeeze(-1)  # [B, ..., T]
-    return targets.movedim(-1, 1)
-
-
-def masked_td_loss(chosen: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean squared TD error over real transitions only.
-
-    Args:
-        chosen: ``[B, T]`` (or ``[B, T, N]`` for IQL) values of the taken actions.
-        targets: same shape; treated as constants.
-        mask: ``[B, T]`` float.
-
-    Returns:
-        scalar; padding never contributes, whatever its values.
-    """
-    extra = chosen.dim() - mask.dim()
-    m = mask.reshape(*mask.shape, *([1] * extra)).expand_as(chosen)
-    error = torch.where(m > 0, chosen - targets.detach(), torch.zeros_like(chosen))
-    return (error**2).sum() / m.sum().clamp(min=1.0)
-
-
 # -- the learner -------------------------------------------------------------------------------
-
-
-class DivergenceError(RuntimeError):
-    """An update's loss, gradient norm or chosen Q values are not finite (issue 13).
-
-    Raised before the optimiser steps, so the weights are those before the failed update;
-    the message is one line, e.g. ``loss is nan (gradient norm inf, mean Q nan)``.
-    """
-
-
-def _divergence_message(loss: float, grad_norm: float, q_mean: float) -> str:
-    """``"loss is nan (gradient norm inf, mean Q nan)"``: the first non-finite value, then
-    the others."""
-    values = {"loss": loss, "gradient norm": grad_norm, "mean Q": q_mean}
-    first = next(name for name, value in values.items() if not math.isfinite(value))
-    others = ", ".join(f"{name} {value:.4g}" for name, value in values.items() if name != first)
-    return f"{first} is {values[first]:.4g} ({others})"
-
-
-@dataclass(frozen=True)
-class LearnerStats:
-    """Diagnostics of one update."""
-
-    loss: float
-    grad_norm: float
-    q_taken_mean: float
-    target_mean: float
 
 
 class QLearner:
@@ -167,7 +80,13 @@ class QLearner:
         optimizer: ``rmsprop`` (PyMARL: alpha 0.99, eps 1e-5) or ``adam``.
         lr, optim_alpha, optim_eps: optimiser settings.
         grad_norm_clip: max global gradient norm.
+        target_update: ``hard`` copies every ``target_update_interval_episodes`` episodes
+            (:meth:`update_targets`), ``soft`` moves the targets by ``target_tau`` after
+            every update.
+        exploration: the epsilon-greedy schedule over environment steps.
     """
+
+    on_policy = False  # learns from a replay buffer
 
     def __init__(
         self,
@@ -183,6 +102,10 @@ class QLearner:
         optim_alpha: float = 0.99,
         optim_eps: float = 1e-5,
         grad_norm_clip: float = 10.0,
+        target_update: Literal["hard", "soft"] = "hard",
+        target_update_interval_episodes: int = 200,
+        target_tau: float = 0.005,
+        exploration: LinearSchedule | None = None,
     ) -> None:
         self.controller = controller
         self.agent = controller.agent
@@ -192,18 +115,18 @@ class QLearner:
         self.td_lambda = td_lambda
         self.double_q = double_q
         self.grad_norm_clip = grad_norm_clip
+        self.target_update = target_update
+        self.target_update_interval_episodes = target_update_interval_episodes
+        self.target_tau = target_tau
+        self.schedule = exploration or LinearSchedule(1.0, 0.05, 50_000)
         self.target_agent = copy.deepcopy(self.agent).requires_grad_(False)
         self.target_mixer = None if mixer is None else copy.deepcopy(mixer).requires_grad_(False)
         self.params = [*self.agent.parameters(), *(mixer.parameters() if mixer else [])]
-        self.optimiser: torch.optim.Optimizer
-        if optimizer == "rmsprop":
-            self.optimiser = torch.optim.RMSprop(
-                self.params, lr=lr, alpha=optim_alpha, eps=optim_eps
-            )
-        elif optimizer == "adam":
-            self.optimiser = torch.optim.Adam(self.params, lr=lr, eps=optim_eps)
-        else:
-            raise ValueError(f"unknown optimizer {optimizer!r}: use rmsprop or adam")
+        self.optimiser = make_optimiser(self.params, optimizer, lr, optim_alpha, optim_eps)
+
+    def exploration(self, env_steps: int) -> float:
+        """Epsilon of the epsilon-greedy agents after ``env_steps`` environment steps."""
+        return self.schedule.value(env_steps)
 
     def modules(self) -> dict[str, nn.Module]:
         """Every network the learner owns, by name (for checkpoints)."""
@@ -224,16 +147,7 @@ class QLearner:
         Raises:
             ValueError: the saved networks do not match these (another task or config).
         """
-        nets = state["networks"]
-        modules = self.modules()
-        if set(nets) != set(modules):
-            raise ValueError(f"saved networks {sorted(nets)} do not match {sorted(modules)}")
-        for name, module in modules.items():
-            try:
-                module.load_state_dict(nets[name])
-            except RuntimeError as err:
-                first = str(err).strip().splitlines()[0]
-                raise ValueError(f"saved {name} does not fit this config: {first}") from err
+        load_networks(self.modules(), state["networks"])
         if not weights_only:
             self.optimiser.load_state_dict(state["optimiser"])
 
@@ -262,8 +176,11 @@ class QLearner:
         loss = masked_td_loss(chosen, targets, mask)
         return loss, {"chosen": chosen.detach(), "targets": targets, "mask": mask}
 
-    def train(self, batch: EpisodeBatch) -> LearnerStats:
-        """One gradient step on ``batch``.
+    def train(self, batch: EpisodeBatch) -> dict[str, float]:
+        """One gradient step on ``batch`` (then soft targets move, if soft).
+
+        Returns:
+            ``loss``, ``grad_norm``, ``q_taken_mean`` and ``target_mean`` of the update.
 
         Raises:
             DivergenceError: the loss, the gradient norm or the chosen Q values are not
@@ -274,31 +191,35 @@ class QLearner:
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.grad_norm_clip)
         mask = parts["mask"]
-        denom = mask.sum().clamp(min=1.0)
-
-        def masked_mean(x: torch.Tensor) -> float:
-            x = x.mean(dim=-1) if x.dim() == 3 else x  # IQL: average over agents
-            return float((x * mask).sum() / denom)
-
-        stats = LearnerStats(
-            loss=float(loss.detach()),
-            grad_norm=float(grad_norm),
+        stats = {
+            "loss": float(loss.detach()),
+            "grad_norm": float(grad_norm),
             # non-finite wherever any chosen value is, padding included (0 * nan is nan)
-            q_taken_mean=masked_mean(parts["chosen"]),
-            target_mean=masked_mean(parts["targets"]),
-        )
+            "q_taken_mean": masked_mean(parts["chosen"], mask),
+            "target_mean": masked_mean(parts["targets"], mask),
+        }
         # Check before stepping: a NaN gradient would turn every weight into NaN at once, and
         # a checkpoint saved after it could never be resumed from (issue 13).
-        if not (
-            math.isfinite(stats.loss)
-            and math.isfinite(stats.grad_norm)
-            and math.isfinite(stats.q_taken_mean)
-        ):
-            raise DivergenceError(
-                _divergence_message(stats.loss, stats.grad_norm, stats.q_taken_mean)
-            )
+        check_finite(
+            {
+                "loss": stats["loss"],
+                "gradient norm": stats["grad_norm"],
+                "mean Q": stats["q_taken_mean"],
+            }
+        )
         self.optimiser.step()
+        if self.target_update == "soft":
+            self.soft_update_targets(self.target_tau)
         return stats
+
+    def update_targets(self, episodes: int, last_update: int) -> bool:
+        """Hard copies every ``target_update_interval_episodes`` episodes: copy now if due,
+        ``episodes`` having been played and the last copy made at ``last_update``."""
+        due = episodes - last_update >= self.target_update_interval_episodes
+        if self.target_update == "hard" and due:
+            self.hard_update_targets()
+            return True
+        return False
 
     def hard_update_targets(self) -> None:
         """Copy the online networks into the target networks."""
