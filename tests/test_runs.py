@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,12 +60,19 @@ def _differing(
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An uninterrupted run of SMALL, to compare stopped and resumed runs with."""
-    run_dir = tmp_path_factory.mktemp("reference") / "run"
-    torch.set_num_threads(1)
-    train(qmix.make_config("qmix", "two_step", SMALL), run_dir=run_dir, progress=False)
-    return run_dir
+def references(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """Uninterrupted runs of SMALL by algorithm, to compare stopped and resumed runs with."""
+    made: dict[str, Path] = {}
+
+    def reference(algo: str) -> Path:
+        if algo not in made:
+            run_dir = tmp_path_factory.mktemp(f"reference_{algo}") / "run"
+            torch.set_num_threads(1)
+            train(qmix.make_config(algo, "two_step", SMALL), run_dir=run_dir, progress=False)
+            made[algo] = run_dir
+        return made[algo]
+
+    return reference
 
 
 def _start(*args: str, cwd: Path) -> subprocess.Popen[str]:
@@ -81,17 +89,19 @@ def _one_line(stderr: str) -> str:
     return lines[0]
 
 
+@pytest.mark.parametrize("algo", ["qmix", "coma"])  # off-policy and on-policy learners
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM])
 def test_a_run_stopped_by_a_signal_at_a_random_moment_resumes_exactly(
-    tmp_path: Path, reference: Path, signum: int
+    tmp_path: Path, references: Callable[[str], Path], signum: int, algo: str
 ) -> None:
     """SIGKILL anywhere (even inside a checkpoint write) loses at most what came after the last
     checkpoint; SIGINT and SIGTERM write one first and exit 130 / 143. Either way the resumed
     run ends with the metrics and weights of a run never stopped."""
+    reference = references(algo)
     killed = tmp_path / "killed"
     delay = random.Random(signum * 7919 + int(time.time())).uniform(0.0, 1.5)
     proc = _start(
-        "train", "qmix", "two_step", *SMALL, "--run-dir", str(killed), "--quiet", cwd=tmp_path
+        "train", algo, "two_step", *SMALL, "--run-dir", str(killed), "--quiet", cwd=tmp_path
     )
     deadline = time.monotonic() + 120
     while not (killed / "config.yaml").exists():
