@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +20,16 @@ from qmix.compare import (
     curve_stats,
     find_run_dirs,
     iqm,
+    load_record,
     load_runs,
     metric_curve,
     plot_comparison,
     summary_rows,
     summary_table,
 )
+
+ROOT = Path(__file__).resolve().parents[1]
+LBF_RECORD = ROOT / "benchmarks" / "recorded" / "qmix_lbf_8x8_2p_2f_coop.json"
 
 
 def write_run(
@@ -49,6 +53,53 @@ def write_run(
         rows.append({"env_steps": step, "episodes": step // 10, metric: value, "test_length": 5})
     (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return run_dir
+
+
+def write_record(
+    root: Path,
+    name: str,
+    algo: str,
+    task: str,
+    seeds: Mapping[int, Sequence[tuple[int, float]]],
+    **config: object,
+) -> Path:
+    """A fake record as benchmarks/learn.py writes it: NAME.json (rows per seed) and NAME.md."""
+    root.mkdir(parents=True, exist_ok=True)
+    rows: dict[str, list[dict[str, object]]] = {}
+    for seed, evals in seeds.items():
+        rows[str(seed)] = []
+        for step, value in evals:  # a test and a training row at the same step, as learn.py has
+            rows[str(seed)].append(
+                {"env_steps": step, "episodes": step // 10, "test_return": value}
+            )
+            rows[str(seed)].append({"env_steps": step, "updates": step, "train_return": -9.0})
+    cfg = {"algo": algo, "task": task, "env": task, "seed": 0, **config}
+    lines = [
+        f"# {algo} on {task}",
+        "",
+        "Command (from the repository root):",
+        "",
+        "```bash",
+        f".venv/bin/python benchmarks/learn.py {algo} {task} --seeds 0 1 --jobs 2",
+        "```",
+        "",
+        "| seed | final test_return | best | env steps | wall time (s) |",
+        "|---|---|---|---|---|",
+        "| 0 | 1.000 | 1.000 | 30 | 1 |",
+        "",
+        f"![curves]({name}.png)",
+        "",
+        "Resolved configuration (seed 0 shown):",
+        "",
+        "```yaml",
+        yaml.safe_dump(cfg, sort_keys=False).strip(),
+        "```",
+        "",
+    ]
+    (root / f"{name}.md").write_text("\n".join(lines))
+    path = root / f"{name}.json"
+    path.write_text(json.dumps(rows))
+    return path
 
 
 def record(steps: Sequence[float], values: Sequence[float], seed: int = 0) -> RunRecord:
@@ -234,6 +285,182 @@ def test_load_runs_rejects_the_same_seed_twice(tmp_path: Path) -> None:
     write_run(tmp_path, "qmix", "toy", 0, [(10, 1.0)], name="second")
     with pytest.raises(ValueError, match="pass only one"):
         load_runs([tmp_path])
+
+
+# ---- records of benchmarks/learn.py -----------------------------------------------------------
+
+
+def test_load_record_gives_one_run_per_seed_with_algo_task_and_variant(tmp_path: Path) -> None:
+    seeds = {0: [(10, 0.5), (20, 1.0)], 2: [(12, 0.25), (24, 0.75), (36, 1.0)]}
+    path = write_record(tmp_path, "qmix_toy", "qmix", "toy", seeds, mixer_input="state")
+    runs = load_record(path)
+    assert [(r.algo, r.task, r.seed, r.variant, r.name) for r in runs] == [
+        ("qmix", "toy", 0, "", "qmix"),
+        ("qmix", "toy", 2, "", "qmix"),
+    ]
+    assert all(r.run_dir == path for r in runs)
+    assert runs[1].rows == tuple(json.loads(path.read_text())["2"])  # every row, file order
+    steps, values = metric_curve(runs[1], "test_return")
+    np.testing.assert_array_equal(steps, [12.0, 24.0, 36.0])
+    np.testing.assert_array_equal(values, [0.25, 0.75, 1.0])
+    with pytest.raises(ValueError, match=r"qmix_toy\.json \(seed 2\) has no rows with 'test_win"):
+        metric_curve(runs[1], "test_win_rate")  # the message names the seed inside the record
+    # A variant (learn.py --name) keeps the rest of its name, also when split by config keys.
+    wide = write_record(tmp_path, "qmix_toy_wide_3M", "qmix", "toy", seeds, mixer_input="obs")
+    assert {r.name for r in load_record(wide)} == {"qmix [wide_3M]"}
+    (split,) = {r.name for r in load_runs([wide], split_by=["mixer_input"])}
+    assert split == "qmix [wide_3M, mixer_input=obs]"
+    other = write_record(tmp_path, "baseline", "vdn", "toy", seeds)  # not <algo>_<task>...
+    assert {r.name for r in load_record(other)} == {"vdn [baseline]"}
+    with pytest.raises(ValueError, match="no_such_key"):
+        load_record(path, split_by=["no_such_key"])
+
+
+def test_a_variant_record_does_not_merge_with_the_preset_record(tmp_path: Path) -> None:
+    seeds = {0: [(10, 0.5), (20, 1.0)], 1: [(10, 0.0), (20, 0.5)]}
+    preset = write_record(tmp_path, "qmix_toy", "qmix", "toy", seeds)
+    variant = write_record(tmp_path, "qmix_toy_3M", "qmix", "toy", seeds)
+    runs = load_runs([preset, variant, preset])  # the same record twice is read once
+    assert len(runs) == 4
+    rows = {r["algo"]: r["seeds"] for r in summary_rows(runs)}
+    assert rows == {"qmix": 2, "qmix [3M]": 2}
+
+
+def test_a_shipped_record_loads() -> None:
+    runs = load_runs([LBF_RECORD])
+    assert [r.seed for r in runs] == [0, 1, 2]
+    assert {(r.algo, r.task, r.name) for r in runs} == {("qmix", "lbf_8x8_2p_2f_coop", "qmix")}
+    for run in runs:
+        steps, _ = metric_curve(run, "test_return")
+        assert steps.size > 10 and steps[-1] > steps[0]
+    (row,) = summary_rows(runs)
+    assert row["seeds"] == 3
+
+
+def test_plot_draws_a_record_beside_run_dirs_of_another_algorithm(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import matplotlib.axes
+    from PIL import Image
+
+    from qmix.cli import main
+
+    task = "lbf_8x8_2p_2f_coop"
+    runs_dir = tmp_path / "runs" / "benchmarks"
+    for seed in range(2):
+        write_run(runs_dir, "vdn", task, seed, [(10_000, 0.1), (500_000, 0.5), (990_000, 0.9)])
+    drawn: list[str] = []
+    original = matplotlib.axes.Axes.plot
+
+    def spy(self: matplotlib.axes.Axes, *args: Any, **kwargs: Any) -> Any:
+        drawn.append(str(kwargs.get("label")))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", spy)
+    out = tmp_path / "out.png"
+    assert main(["plot", str(LBF_RECORD), str(runs_dir), "-o", str(out)]) == 0
+    assert sorted(drawn) == ["qmix (3 seeds)", "vdn (2 seeds)"]
+    with Image.open(out) as image:
+        assert image.format == "PNG"
+    assert main(["summary", str(runs_dir), str(LBF_RECORD)]) == 0
+    table = capsys.readouterr().out
+    assert f"| {task} | qmix | 3 |" in table and f"| {task} | vdn | 2 |" in table
+
+
+def _bad_json(tmp_path: Path, data: object) -> Path:
+    path = write_record(tmp_path, "qmix_toy", "qmix", "toy", {0: [(10, 1.0)]})
+    path.write_text(json.dumps(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ([[{"env_steps": 1}]], "not a record: expected a JSON object of seed"),
+        ({}, "not a record: expected a JSON object of seed"),
+        ({"first": [{"env_steps": 1}]}, "key 'first' is not a seed"),
+        ({"0": {"env_steps": 1}}, "seed 0 is not a non-empty list of metric rows"),
+        ({"0": []}, "seed 0 is not a non-empty list of metric rows"),
+        ({"0": [{"test_return": 1.0}]}, "seed 0, row 1 is not a metrics row"),
+        ({"0": [{"env_steps": "10", "test_return": 1.0}]}, "seed 0, row 1 is not a metrics row"),
+        (
+            {"0": [{"env_steps": 10}], "1": [{"env_steps": 20, "test_return": 1.0}] * 2},
+            r"seed 1, row 2 \(test row\) is at 20 env steps after a row at 20",
+        ),
+        (
+            {
+                "0": [
+                    {"env_steps": 20, "train_return": 0.0},
+                    {"env_steps": 10, "test_return": 1.0},
+                    {"env_steps": 10, "train_return": 0.0},
+                ]
+            },
+            r"seed 0, row 3 \(train row\) is at 10 env steps after a row at 20",
+        ),
+    ],
+)
+def test_load_record_rejects_what_is_not_a_record(
+    tmp_path: Path, data: object, message: str
+) -> None:
+    path = _bad_json(tmp_path, data)
+    with pytest.raises(ValueError, match=message):
+        load_runs([path])
+
+
+def test_load_record_rejects_missing_md_eval_scores_and_bad_files(tmp_path: Path) -> None:
+    path = write_record(tmp_path, "qmix_toy", "qmix", "toy", {0: [(10, 1.0)]})
+    eval_scores = tmp_path / "qmix_toy_eval.json"
+    eval_scores.write_text(json.dumps({"0": {"final": 1.0, "best": 1.0, "best_at": 10}}))
+    with pytest.raises(ValueError, match=r"evaluation scores .* pass the record qmix_toy\.json"):
+        load_runs([eval_scores])
+    with pytest.raises(ValueError, match="does not exist"):
+        load_runs([tmp_path / "qmix_other.json"])
+    md = path.with_suffix(".md")
+    text = md.read_text()
+    md.write_text(text.replace("algo: qmix\n", ""))
+    with pytest.raises(ValueError, match="configuration has no algo"):
+        load_runs([path])
+    md.write_text(text.split("```yaml")[0])
+    with pytest.raises(ValueError, match="no ```yaml block"):
+        load_runs([path])
+    md.write_text(text.replace("algo: qmix", "algo: [qmix"))
+    with pytest.raises(ValueError, match="not valid YAML"):
+        load_runs([path])
+    md.unlink()
+    with pytest.raises(ValueError, match=r"has no qmix_toy\.md next to it"):
+        load_runs([path])
+    md.write_text(text)
+    path.write_text('{"0": [')
+    with pytest.raises(ValueError, match="not valid JSON"):
+        load_runs([path])
+    with pytest.raises(ValueError, match="not a directory"):
+        load_runs([md])  # the .md is not what to pass
+
+
+def test_cli_reports_a_bad_record_in_one_line_with_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from qmix.cli import main
+
+    path = write_record(tmp_path, "qmix_toy", "qmix", "toy", {0: [(10, 1.0)]})
+    path.with_suffix(".md").unlink()
+    out = tmp_path / "x.png"
+    for argv in (["plot", str(path), "-o", str(out)], ["summary", str(path)]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("qmix: error: ") and "has no qmix_toy.md next to it" in err
+        assert err.strip().count("\n") == 0
+    assert not out.exists()
+
+
+def test_a_record_and_a_run_dir_with_the_same_seed_are_refused(tmp_path: Path) -> None:
+    path = write_record(tmp_path / "recorded", "qmix_toy", "qmix", "toy", {0: [(10, 1.0)]})
+    run_dir = write_run(tmp_path / "runs", "qmix", "toy", 0, [(10, 1.0)])
+    with pytest.raises(ValueError, match=r"qmix_toy\.json and .* with seed 0: pass only one"):
+        load_runs([path, run_dir])
+    write_run(tmp_path / "runs", "qmix", "toy", 1, [(10, 1.0)], name="seed1")
+    (_, other) = load_runs([path, tmp_path / "runs" / "seed1"])  # other seeds are fine
+    assert other.seed == 1
 
 
 # ---- summary ----------------------------------------------------------------------------------

@@ -83,21 +83,33 @@ def _parser() -> argparse.ArgumentParser:
     plot = sub.add_parser(
         "plot",
         help="learning curves of several runs with 95%% bootstrap bands",
-        description="Mean greedy test metric per algorithm over seeds, with a 95%% bootstrap "
-        "confidence band. RUN_DIRS may be run directories or folders holding them.",
+        description="Mean greedy test metric per algorithm over seeds, with a 95% bootstrap "
+        "confidence band. RUN_DIRS may be run directories, folders holding them, or records "
+        "of benchmarks/learn.py (benchmarks/recorded/NAME.json), e.g. a recorded algorithm "
+        "beside fresh runs of another.",
     )
     plot.add_argument("-o", "--output", default="curves.png", help="PNG to write")
     summary = sub.add_parser(
         "summary",
         help="Markdown table of final, max and IQM test return per algorithm and task",
         description="Print a Markdown table: final, maximum and interquartile mean of the "
-        "greedy test metric per (task, algorithm).",
+        "greedy test metric per (task, algorithm). RUN_DIRS may be run directories, folders "
+        "holding them, or records of benchmarks/learn.py (benchmarks/recorded/NAME.json).",
     )
     for compare in (plot, summary):
-        compare.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+        compare.add_argument(
+            "run_dirs",
+            nargs="+",
+            metavar="RUN_DIR",
+            help="a run directory, a folder of them, or a record NAME.json (with its NAME.md)",
+        )
         compare.add_argument("--metric", default="test_return", help="test_return or test_win_rate")
         compare.add_argument(
-            "--by", nargs="*", default=[], metavar="KEY", help="split by config keys"
+            "--by",
+            nargs="*",
+            default=[],
+            metavar="KEY",
+            help="split by config keys (of config.yaml, or of a record's .md)",
         )
     check = sub.add_parser(
         "check-env",

@@ -4,6 +4,12 @@ A *run directory* is a directory holding ``config.yaml`` (the resolved config; `
 and ``seed`` are read from it) and ``metrics.jsonl`` (one JSON row per line; a row that carries
 the chosen metric, e.g. ``test_return``, is one greedy evaluation at its ``env_steps``).
 
+A *record* is what ``benchmarks/learn.py`` keeps of a finished benchmark under
+``benchmarks/recorded/``: ``NAME.json`` maps each seed to its metric rows, and ``NAME.md`` next
+to it shows the resolved configuration of seed 0 in a ``yaml`` block (``algo`` and ``task`` are
+read from it). A record counts as one run per seed (:func:`load_record`), so recorded curves can
+be drawn beside fresh run directories of another algorithm.
+
 Runs are grouped by (task, algorithm) -- optionally split further by config keys, see
 :func:`load_runs` -- and each group's seeds are the samples for every statistic here:
 
@@ -20,6 +26,7 @@ PyYAML only.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -30,12 +37,18 @@ import numpy as np
 import yaml
 
 from qmix.files import CONFIG_NAME, METRICS_NAME
-from qmix.logging import read_metrics
+from qmix.logging import read_metrics, row_kind
 
 #: Percentile-bootstrap resamples used for every band and interval in this module.
 BOOTSTRAP_RESAMPLES = 2000
 #: RNG seed of the bootstrap: the same runs always give the same band.
 BOOTSTRAP_SEED = 0
+#: A record of ``benchmarks/learn.py``: ``NAME.json`` (rows per seed) beside ``NAME.md``.
+RECORD_SUFFIX = ".json"
+#: ``NAME_eval.json``: ``learn.py --eval-episodes`` scores per seed, not a record.
+EVAL_RECORD_SUFFIX = "_eval.json"
+#: The ``.md`` line that precedes the ``yaml`` block of the resolved configuration.
+RECORD_CONFIG_HEADING = "Resolved configuration"
 #: The IQM pools each seed's evaluations in this final fraction of its env steps.
 IQM_FINAL_FRACTION = 0.1
 
@@ -49,16 +62,19 @@ _LABELS = {
 
 @dataclass(frozen=True)
 class RunRecord:
-    """One run directory, read once.
+    """One run directory, or one seed of a record, read once.
 
     Attributes:
-        run_dir: the directory.
-        algo: ``algo`` from its ``config.yaml`` (e.g. ``"qmix"``).
-        task: ``task`` from its ``config.yaml`` (e.g. ``"lbf_8x8_2p_2f_coop"``).
-        seed: ``seed`` from its ``config.yaml``.
-        rows: every row of its ``metrics.jsonl``, in file order (train and test rows mixed).
-        variant: ``"key=value, ..."`` for the config keys the runs were split by
-            (``load_runs(..., split_by=...)``); empty by default.
+        run_dir: the run directory, or the record's ``.json`` file (shared by its seeds).
+        algo: ``algo`` from its ``config.yaml`` or the record's ``.md`` (e.g. ``"qmix"``).
+        task: ``task`` from its ``config.yaml`` or the record's ``.md`` (e.g.
+            ``"lbf_8x8_2p_2f_coop"``).
+        seed: ``seed`` from its ``config.yaml``, or the record's key for this seed.
+        rows: every row of its ``metrics.jsonl`` (or of the record's seed), in file order
+            (train and test rows mixed).
+        variant: for a record named other than ``<algo>_<task>``, the rest of its name (e.g.
+            ``"3M"`` for ``qmix_smax_3m_3M``); then ``"key=value, ..."`` for the config keys the
+            runs were split by (``load_runs(..., split_by=...)``); empty by default.
     """
 
     run_dir: Path
@@ -125,7 +141,10 @@ def find_run_dirs(paths: Sequence[Path]) -> list[Path]:
     for raw in paths:
         path = Path(raw)
         if not path.is_dir():
-            raise ValueError(f"{path} is not a directory: pass run directories (or their parent)")
+            raise ValueError(
+                f"{path} is not a directory: pass run directories (or their parent), or records "
+                f"NAME{RECORD_SUFFIX} of benchmarks/learn.py"
+            )
         if is_run_dir(path):
             children = [path]
         else:
@@ -175,22 +194,200 @@ def load_run(run_dir: Path, split_by: Sequence[str] = ()) -> RunRecord:
     )
 
 
-def load_runs(paths: Sequence[Path], split_by: Sequence[str] = ()) -> list[RunRecord]:
-    """Read every run directory named by ``paths`` (parents expanded, see :func:`find_run_dirs`).
+# ---- records of benchmarks/learn.py -------------------------------------------------------
+
+
+def is_record_path(path: Path) -> bool:
+    """Whether ``path`` names a record file: it ends in ``.json`` and is not a directory.
+
+    Whether it exists or is a valid record (not an ``_eval.json``) is :func:`load_record`'s to
+    say, so that a mistyped record gets a record's error message.
+    """
+    path = Path(path)
+    return path.suffix == RECORD_SUFFIX and not path.is_dir()
+
+
+def record_config(text: str, source: str = "the record's .md") -> dict[str, Any]:
+    """The resolved configuration in a record's ``.md``.
+
+    ``benchmarks/learn.py`` writes it after the line "Resolved configuration (seed 0 shown):"
+    as a fenced ``yaml`` block; the first such block after that line is read (the first in the
+    text if the line is missing).
 
     Args:
-        paths: run directories and/or directories that contain run directories.
+        text: the ``.md`` file's text.
+        source: what the text came from, for error messages.
+
+    Returns:
+        The configuration mapping (``algo``, ``task``, ...).
+
+    Raises:
+        ValueError: no closed ``yaml`` block, invalid YAML, or not a mapping.
+    """
+    start = max(text.find(RECORD_CONFIG_HEADING), 0)
+    fence = text.find("```yaml", start)
+    if fence < 0:
+        raise ValueError(f"{source} has no ```yaml block with the resolved configuration")
+    body_start = text.find("\n", fence)
+    end = text.find("```", body_start) if body_start >= 0 else -1
+    if end < 0:
+        raise ValueError(f"{source}: its ```yaml block is not closed by ```")
+    try:
+        config = yaml.safe_load(text[body_start:end])
+    except yaml.YAMLError as err:
+        problem = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ValueError(f"{source}: its ```yaml block is not valid YAML ({problem})") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{source}: its ```yaml block is not a YAML mapping")
+    return config
+
+
+def record_rows(data: Any, source: str = "the record") -> dict[int, tuple[dict[str, Any], ...]]:
+    """Check a record's parsed ``.json`` and return its rows per seed.
+
+    The same checks as :func:`qmix.logging.read_metrics` makes on a run's ``metrics.jsonl``:
+    every row is a JSON object with numeric ``env_steps``, and within one seed each kind of row
+    (:func:`qmix.logging.row_kind`: test rows, training rows) is at strictly increasing env
+    steps -- a step that goes backwards or repeats means spliced or edited rows.
+
+    Args:
+        data: the parsed ``.json``: ``{"<seed>": [row, ...], ...}``.
+        source: what the data came from, for error messages.
+
+    Returns:
+        ``{seed: rows}``, in the file's order.
+
+    Raises:
+        ValueError: not a non-empty mapping of integer seeds to non-empty lists of metric rows,
+            or rows whose env steps do not increase.
+    """
+    if not isinstance(data, dict) or not data:
+        raise ValueError(
+            f"{source} is not a record: expected a JSON object of seed -> list of metric rows, "
+            f"as benchmarks/learn.py writes"
+        )
+    out: dict[int, tuple[dict[str, Any], ...]] = {}
+    for key, rows in data.items():
+        try:
+            seed = int(key)
+        except ValueError:
+            raise ValueError(f"{source}: key {key!r} is not a seed (an integer)") from None
+        if seed in out:
+            raise ValueError(f"{source}: seed {seed} appears twice")
+        if not isinstance(rows, list) or not rows:
+            raise ValueError(f"{source}: seed {key} is not a non-empty list of metric rows")
+        last: dict[str, float] = {}  # kind -> env steps of its latest row
+        for i, row in enumerate(rows):
+            steps = row.get("env_steps") if isinstance(row, dict) else None
+            if not isinstance(steps, (int, float)) or isinstance(steps, bool):
+                raise ValueError(f"{source}: seed {key}, row {i + 1} is not a metrics row")
+            kind = row_kind(row)
+            if kind in last and steps <= last[kind]:
+                raise ValueError(
+                    f"{source}: seed {key}, row {i + 1} ({kind} row) is at {steps} env steps "
+                    f"after a row at {last[kind]}: rows were spliced or edited; its figures "
+                    "cannot be trusted"
+                )
+            last[kind] = steps
+        out[seed] = tuple(rows)
+    return out
+
+
+def load_record(path: Path, split_by: Sequence[str] = ()) -> list[RunRecord]:
+    """Read a record of ``benchmarks/learn.py``: one :class:`RunRecord` per seed.
+
+    ``algo``, ``task`` and the ``split_by`` keys come from the resolved configuration in the
+    ``.md`` of the same name (:func:`record_config`); the rows from the ``.json``
+    (:func:`record_rows`). A record named other than ``<algo>_<task>`` (``learn.py --name``, a
+    variant of a preset) gets the rest of its name as ``variant`` -- ``qmix_smax_3m_3M`` is
+    shown as ``qmix [3M]`` -- so it does not merge with the preset's own record.
+
+    Args:
+        path: ``NAME.json``, e.g. ``benchmarks/recorded/qmix_lbf_8x8_2p_2f_coop.json``.
+        split_by: config keys whose values are added to the ``variant`` (see :func:`load_run`).
+
+    Returns:
+        One record per seed, in the file's order; each has ``run_dir=path``.
+
+    Raises:
+        ValueError: an ``_eval.json`` (scores, not a record), a missing ``.json`` or ``.md``,
+            invalid JSON, a ``.md`` without ``algo``, ``task`` or a ``split_by`` key, or rows
+            that :func:`record_rows` refuses.
+    """
+    path = Path(path)
+    if path.name.endswith(EVAL_RECORD_SUFFIX):
+        base = path.name[: -len(EVAL_RECORD_SUFFIX)]
+        raise ValueError(
+            f"{path} holds evaluation scores (benchmarks/learn.py --eval-episodes), not learning "
+            f"curves: pass the record {base}{RECORD_SUFFIX}"
+        )
+    if not path.is_file():
+        raise ValueError(f"{path} does not exist: pass a record NAME{RECORD_SUFFIX} or run dirs")
+    md = path.with_suffix(".md")
+    if not md.is_file():
+        raise ValueError(
+            f"{path} has no {md.name} next to it: a record is the .json and .md that "
+            "benchmarks/learn.py writes, and its algo and task are read from the .md"
+        )
+    config = record_config(md.read_text(), source=str(md))
+    missing = [k for k in ("algo", "task", *split_by) if k not in config]
+    if missing:
+        raise ValueError(f"{md}: its configuration has no {', '.join(missing)}")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON ({err.msg}, line {err.lineno})") from None
+    algo, task = str(config["algo"]), str(config["task"])
+    preset = f"{algo}_{task}"
+    if path.stem == preset:
+        name = ""
+    elif path.stem.startswith(preset + "_"):
+        name = path.stem[len(preset) + 1 :]
+    else:
+        name = path.stem
+    variant = ", ".join([*([name] if name else []), *(f"{k}={config[k]}" for k in split_by)])
+    return [
+        RunRecord(run_dir=path, algo=algo, task=task, seed=seed, rows=rows, variant=variant)
+        for seed, rows in record_rows(data, source=str(path)).items()
+    ]
+
+
+def load_runs(paths: Sequence[Path], split_by: Sequence[str] = ()) -> list[RunRecord]:
+    """Read every run directory and record named by ``paths``.
+
+    A path ending in ``.json`` is a record of ``benchmarks/learn.py`` (:func:`load_record`, one
+    run per seed); any other is a run directory or a folder of them (:func:`find_run_dirs`).
+    Order is kept and a path named twice is read once.
+
+    Args:
+        paths: run directories, directories that contain run directories, and/or records
+            (``benchmarks/recorded/NAME.json``).
         split_by: config keys that split a (task, algorithm) group further (see :func:`load_run`).
 
     Returns:
-        One record per run directory.
+        One record per run directory and per seed of each record.
 
     Raises:
-        ValueError: as :func:`find_run_dirs` and :func:`load_run`; or two runs of the same task,
-            algorithm (and variant) with the same seed -- counting one seed twice would make the
-            bands falsely narrow, so pass only one of them.
+        ValueError: as :func:`find_run_dirs`, :func:`load_run` and :func:`load_record`; or two
+            runs of the same task, algorithm (and variant) with the same seed -- counting one
+            seed twice would make the bands falsely narrow, so pass only one of them.
     """
-    runs = [load_run(d, split_by) for d in find_run_dirs(paths)]
+    if not paths:
+        raise ValueError(
+            "no run directories given: pass run directories, a folder of them, or records"
+        )
+    sources: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        for source in [path] if is_record_path(path) else find_run_dirs([path]):
+            if source.resolve() not in {s.resolve() for s in sources}:
+                sources.append(source)
+    runs: list[RunRecord] = []
+    for source in sources:
+        if is_record_path(source):
+            runs.extend(load_record(source, split_by))
+        else:
+            runs.append(load_run(source, split_by))
     seen: dict[tuple[str, str, int], Path] = {}
     for run in runs:
         key = (run.task, run.name, run.seed)
@@ -217,7 +414,9 @@ def metric_curve(run: RunRecord, metric: str) -> tuple[np.ndarray, np.ndarray]:
     Raises:
         ValueError: the run has no row with ``metric``.
     """
-    return rows_curve(run.rows, metric, source=str(run.run_dir))
+    record = run.run_dir.suffix == RECORD_SUFFIX  # one file holds all of a record's seeds
+    source = f"{run.run_dir} (seed {run.seed})" if record else str(run.run_dir)
+    return rows_curve(run.rows, metric, source=source)
 
 
 def rows_curve(
