@@ -202,3 +202,32 @@ def test_a_coma_config_file_holds_only_the_keys_coma_uses(tmp_path: Path) -> Non
     assert qmix.config.config_from_dict(data) == cfg
     with pytest.raises(ConfigError, match="mixer in the config: the coma learner does not use"):
         qmix.config.config_from_dict({**data, "mixer": "qmix"})
+
+
+def test_a_task_preset_keeps_learner_only_keys_in_their_section(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = qmix.config.load_preset
+
+    def preset(kind: str, name: str) -> dict[str, object]:
+        if kind == "tasks":
+            return dict(tasks[name])
+        return real(kind, name)  # type: ignore[arg-type]
+
+    tasks: dict[str, dict[str, object]] = {
+        "top": {"env": "two_step", "double_q": False},
+        "sections": {"env": "two_step", "q": {"double_q": False}, "coma": {"critic_lr": 1e-3}},
+        "bad_section": {"env": "two_step", "coma": ["critic_lr"]},
+        "identity": {"env": "two_step", "coma": {"learner": "q"}},
+    }
+    monkeypatch.setattr(qmix.config, "load_preset", preset)
+    assert make_config("qmix", "top").double_q is False  # a Q key at the top: fine for q
+    with pytest.raises(ConfigError, match="put it under the preset's q: section"):
+        make_config("coma", "top")
+    assert make_config("qmix", "sections").double_q is False
+    assert make_config("coma", "sections").critic_lr == 1e-3
+    assert make_config("qmix", "sections").critic_lr == 5e-4  # coma's section is not q's
+    with pytest.raises(ConfigError, match="its coma: section must be a mapping"):
+        make_config("coma", "bad_section")
+    with pytest.raises(ConfigError, match="may not set"):
+        make_config("coma", "identity")

@@ -332,15 +332,19 @@ def _check_metrics_file(run_dir: Path, expected_rows: int) -> None:
         )
 
 
-def _check_machine(cfg: Config, info: EnvInfo) -> None:
-    """What the config asks of this machine, checked before anything is written."""
+def _check_device(cfg: Config) -> None:
+    """The learning device exists (checked before any network is put on it)."""
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(
             f"device={cfg.device} but this torch sees no CUDA device "
             f"(torch {torch.__version__}); use device=cpu"
         )
+
+
+def _check_memory(cfg: Config, info: EnvInfo, on_policy: bool) -> None:
+    """The episodes the run holds fit in this machine's memory, checked before anything is
+    written (an on-policy learner keeps no replay buffer)."""
     episode = EpisodeBatch.nbytes_per_episode(info)
-    on_policy = cfg.learner == "coma"  # its batch is the episodes just played
     replay = 0 if on_policy else cfg.buffer_capacity_episodes + cfg.batch_size_episodes
     episodes = replay + 2 * cfg.n_envs
     needed = episodes * episode
@@ -427,8 +431,9 @@ def _run(
         raise ConfigError(str(err)) from err
     try:
         info = envs.env_info()
-        _check_machine(cfg, info)
+        _check_device(cfg)
         learner = build_learner(cfg, info)
+        _check_memory(cfg, info, learner.on_policy)
         runner = EpisodeRunner(envs, learner.controller, name=cfg.env)
         buffer = None if learner.on_policy else ReplayBuffer(cfg.buffer_capacity_episodes, info)
         state = LoopState()
