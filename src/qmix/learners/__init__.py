@@ -94,10 +94,23 @@ def _controller(cfg: Config, info: EnvInfo, selector: str) -> AgentController:
     )
 
 
-def _schedule(cfg: Config) -> Any:
+def _shared(cfg: Config) -> dict[str, Any]:
+    """The settings every learner takes: discount, TD(lambda), optimiser, clipping, and the
+    exploration schedule."""
     from qmix.policy.exploration import LinearSchedule
 
-    return LinearSchedule(cfg.epsilon_start, cfg.epsilon_finish, cfg.epsilon_anneal_env_steps)
+    return {
+        "gamma": cfg.gamma,
+        "td_lambda": cfg.td_lambda,
+        "optimizer": cfg.optimizer,
+        "lr": cfg.lr,
+        "optim_alpha": cfg.optim_alpha,
+        "optim_eps": cfg.optim_eps,
+        "grad_norm_clip": cfg.grad_norm_clip,
+        "exploration": LinearSchedule(
+            cfg.epsilon_start, cfg.epsilon_finish, cfg.epsilon_anneal_env_steps
+        ),
+    }
 
 
 def _build_q(cfg: Config, info: EnvInfo) -> Learner:
@@ -121,18 +134,11 @@ def _build_q(cfg: Config, info: EnvInfo) -> Learner:
         controller,
         mixer,
         mixer_input=cfg.mixer_input,
-        gamma=cfg.gamma,
-        td_lambda=cfg.td_lambda,
         double_q=cfg.double_q,
-        optimizer=cfg.optimizer,
-        lr=cfg.lr,
-        optim_alpha=cfg.optim_alpha,
-        optim_eps=cfg.optim_eps,
-        grad_norm_clip=cfg.grad_norm_clip,
         target_update=cfg.target_update,
         target_update_interval_episodes=cfg.target_update_interval_episodes,
         target_tau=cfg.target_tau,
-        exploration=_schedule(cfg),
+        **_shared(cfg),
     )
 
 
@@ -147,16 +153,9 @@ def _build_coma(cfg: Config, info: EnvInfo) -> Learner:
     return COMALearner(
         controller,
         critic,
-        gamma=cfg.gamma,
-        td_lambda=cfg.td_lambda,
-        optimizer=cfg.optimizer,
-        lr=cfg.lr,
         critic_lr=cfg.critic_lr,
-        optim_alpha=cfg.optim_alpha,
-        optim_eps=cfg.optim_eps,
-        grad_norm_clip=cfg.grad_norm_clip,
         target_update_interval=cfg.critic_target_update_interval,
-        exploration=_schedule(cfg),
+        **_shared(cfg),
     )
 
 
