@@ -231,3 +231,24 @@ def test_a_task_preset_keeps_learner_only_keys_in_their_section(
         make_config("coma", "bad_section")
     with pytest.raises(ConfigError, match="may not set"):
         make_config("coma", "identity")
+
+
+def test_a_run_directory_written_before_learners_existed_still_resumes_and_loads(
+    tmp_path: Path,
+) -> None:
+    """Config files written before the learner keys existed (no ``learner``, no ``critic_*``)
+    are the same config: the run resumes and loads without a config-change complaint."""
+    import yaml
+
+    run_dir = tmp_path / "run"
+    train(make_config("qmix", "two_step", TINY), run_dir=run_dir, progress=False)
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    old = {k: v for k, v in config.items() if k != "learner"}
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(old, sort_keys=False))
+    checkpoint = run_dir / "checkpoint.pt"
+    state = torch.load(checkpoint, weights_only=True)
+    state["config"] = old  # as an older version wrote it
+    qmix.checkpoint.save_checkpoint(checkpoint, state)
+    assert qmix.load(run_dir).config.learner == "q"
+    more = qmix.resume(run_dir, progress=False, total_env_steps=800)
+    assert more.metrics[-1]["env_steps"] >= 800
