@@ -19,6 +19,7 @@ from pathlib import Path
 
 from qmix.config import (
     FIELDS,
+    LEARNER_KEYS,
     ConfigError,
     algorithm_presets,
     field_doc,
@@ -141,10 +142,11 @@ def _presets(show_keys: bool) -> None:
     for name in task_presets():
         print(f"  {name:14s} {load_preset('tasks', name).get('description', '')}")
     if show_keys:
-        print("config keys (key=value):")
+        print("config keys (key=value; [q], [coma]: used by that learner only):")
         for name, f in FIELDS.items():
             default = f.default if not callable(f.default_factory) else f.default_factory()
-            print(f"  {name:32s} {default!r:>10}  {field_doc(name)}")
+            owners = "".join(f"[{k}] " for k, keys in LEARNER_KEYS.items() if name in keys)
+            print(f"  {name:32s} {default!r:>10}  {owners}{field_doc(name)}")
 
 
 def _check_env(task: str, items: list[str], num_envs: int) -> int:

@@ -86,7 +86,7 @@ def run_name(cfg: Config) -> str:
 def evaluate_greedy(
     runner: Collector, cfg: Config, episodes: int, first_index: int
 ) -> RolloutStats:
-    """``episodes`` greedy (epsilon 0) episodes from the test seed stream."""
+    """``episodes`` greedy episodes (epsilon None) from the test seed stream."""
     _, stats = runner.run(episode_seeds(cfg.seed, TEST_STREAM, first_index, episodes), None)
     return stats
 
