@@ -23,7 +23,9 @@ def _batch(learner: QLearner, env_count: int = 4) -> EpisodeBatch:
 
 def _learner(algo: str = "qmix", **overrides: object) -> QLearner:
     cfg = make_config(algo, "two_step", {"agent": "rnn", "obs_last_action": True, **overrides})
-    return build_learner(cfg, CountdownEnv().env_info())
+    learner = build_learner(cfg, CountdownEnv().env_info())
+    assert isinstance(learner, QLearner)
+    return learner
 
 
 def _params(module: torch.nn.Module) -> list[torch.Tensor]:
