@@ -613,3 +613,10 @@ def test_learn_plot_with_mean_draws_one_more_line(
     plot_curves(runs, tmp_path / "b.png", metric="test_win_rate", with_mean=True)
     assert drawn == ["seed 0", "seed 1", "seed 2", "mean of 3"]
     assert (tmp_path / "b.png").stat().st_size > 0
+
+
+def test_a_run_directory_with_a_broken_config_is_a_one_line_error(tmp_path: Path) -> None:
+    run_dir = write_run(tmp_path, "qmix", "two_step", 0, [(10, 1.0)])
+    (run_dir / "config.yaml").write_text("algo: [qmix\n")
+    with pytest.raises(ValueError, match=r"config.yaml is not valid YAML .*: restore it"):
+        load_runs([run_dir])

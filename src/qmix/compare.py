@@ -177,7 +177,12 @@ def load_run(run_dir: Path, split_by: Sequence[str] = ()) -> RunRecord:
         raise ValueError(
             f"{run_dir} is not a run directory: it needs {CONFIG_NAME} and {METRICS_NAME}"
         )
-    config = yaml.safe_load((run_dir / CONFIG_NAME).read_text())
+    try:
+        config = yaml.safe_load((run_dir / CONFIG_NAME).read_text())
+    except yaml.YAMLError as err:
+        first = str(err).strip().splitlines()[0]
+        path = run_dir / CONFIG_NAME
+        raise ValueError(f"{path} is not valid YAML ({first}): restore it") from err
     if not isinstance(config, dict):
         raise ValueError(f"{run_dir / CONFIG_NAME} is not a YAML mapping")
     missing = [k for k in ("algo", "task", "seed", *split_by) if k not in config]
