@@ -89,7 +89,7 @@ def _one_line(stderr: str) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize("algo", ["qmix", "coma"])  # off-policy and on-policy learners
+@pytest.mark.parametrize("algo", ["qmix", "coma", "cw_qmix"])  # off- and on-policy, a variant
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM])
 def test_a_run_stopped_by_a_signal_at_a_random_moment_resumes_exactly(
     tmp_path: Path, references: Callable[[str], Path], signum: int, algo: str

@@ -67,6 +67,13 @@ class Config:
     mixing_embed_dim: int = _doc("QMIX mixing-layer width E", 32)
     hypernet_layers: int = _doc("depth of the weight hypernetworks: 1 or 2", 1)
     hypernet_embed_dim: int = _doc("hidden width of 2-layer weight hypernetworks", 64)
+    # -- Weighted QMIX (Rashid et al. 2020) -------------------------------------------------
+    weighting: Literal["none", "ow", "cw"] = _doc(
+        "Weighted QMIX's weighting (set by the ow_qmix / cw_qmix presets); none: plain", "none"
+    )
+    weighting_alpha: float = _doc("weight of the errors that matter less (their code: 0.1)", 0.1)
+    central_agent_hidden_dim: int = _doc("hidden width of the central Q*'s agent network", 64)
+    central_mixing_embed_dim: int = _doc("width of the central Q*'s feed-forward mixer", 256)
     # -- learner ----------------------------------------------------------------------------
     gamma: float = _doc("discount factor", 0.99)
     td_lambda: float = _doc("TD(lambda) mixing; 0 is one-step TD", 0.0)
@@ -134,6 +141,10 @@ LEARNER_KEYS: dict[str, frozenset[str]] = {
             "target_update",
             "target_update_interval_episodes",
             "target_tau",
+            "weighting",
+            "weighting_alpha",
+            "central_agent_hidden_dim",
+            "central_mixing_embed_dim",
         }
     ),
     "coma": frozenset({"critic_lr", "critic_hidden_dim", "critic_target_update_interval"}),
@@ -148,7 +159,7 @@ def applies(key: str, learner: str) -> bool:
     return not owners or learner in owners
 
 
-ALGORITHM_KEYS = frozenset({"learner", "mixer"})
+ALGORITHM_KEYS = frozenset({"learner", "mixer", "weighting"})
 """Keys a task preset may not set: they define the algorithm, not the task."""
 IDENTITY_KEYS = frozenset({"algo", "task", "env", *ALGORITHM_KEYS})
 """Keys no override may set: they name what runs, and the run directory and every summary are
@@ -174,6 +185,8 @@ _POSITIVE_INTS = (
     "target_update_interval_episodes",
     "critic_hidden_dim",
     "critic_target_update_interval",
+    "central_agent_hidden_dim",
+    "central_mixing_embed_dim",
     "epsilon_anneal_env_steps",
     "test_interval_env_steps",
     "log_interval_env_steps",
@@ -202,6 +215,15 @@ def _validate(cfg: Config) -> None:
         )
     if cfg.test_episodes < 0:
         raise ConfigError(f"test_episodes must be >= 0, got {cfg.test_episodes}")
+    _validate_networks(cfg)
+
+
+def _validate_networks(cfg: Config) -> None:
+    """Network and learning settings that depend on each other."""
+    if not 0.0 < cfg.weighting_alpha <= 1.0:
+        raise ConfigError(f"weighting_alpha must be in (0, 1], got {cfg.weighting_alpha}")
+    if cfg.weighting != "none" and cfg.mixer == "none":
+        raise ConfigError("Weighted QMIX weights the errors of a mixed Q_tot: it needs a mixer")
     if cfg.hypernet_layers not in (1, 2):
         raise ConfigError(f"hypernet_layers must be 1 or 2, got {cfg.hypernet_layers}")
     if cfg.lr <= 0 or cfg.critic_lr <= 0 or cfg.optim_eps <= 0 or cfg.grad_norm_clip <= 0:

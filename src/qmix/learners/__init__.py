@@ -114,9 +114,12 @@ def _shared(cfg: Config) -> dict[str, Any]:
 
 
 def _build_q(cfg: Config, info: EnvInfo) -> Learner:
-    """QMIX, VDN or IQL: epsilon-greedy agents, the config's mixer, TD learning."""
+    """QMIX, VDN or IQL: epsilon-greedy agents, the config's mixer, TD learning; with a
+    ``weighting``, Weighted QMIX's central Q* and weighted loss on top."""
     from qmix.learners.q import QLearner
-    from qmix.networks.mixers import build_mixer, mixer_input_dim
+    from qmix.learners.weighted import WeightedQLearner
+    from qmix.networks.agents import build_agent
+    from qmix.networks.mixers import CentralMixer, build_mixer, mixer_input_dim
 
     controller = _controller(cfg, info, "epsilon_greedy")
     mixer_dim = mixer_input_dim(cfg.mixer_input, info.state_dim, info.n_agents, info.obs_dim)
@@ -130,15 +133,34 @@ def _build_q(cfg: Config, info: EnvInfo) -> Learner:
     )
     if mixer is not None:
         mixer.to(cfg.device)
-    return QLearner(
+    settings: dict[str, Any] = {
+        "mixer_input": cfg.mixer_input,
+        "double_q": cfg.double_q,
+        "target_update": cfg.target_update,
+        "target_update_interval_episodes": cfg.target_update_interval_episodes,
+        "target_tau": cfg.target_tau,
+        **_shared(cfg),
+    }
+    if cfg.weighting == "none":
+        return QLearner(controller, mixer, **settings)
+    assert mixer is not None  # the config requires one
+    central_agent = build_agent(
+        cfg.agent,
+        controller.agent.input_dim,
+        info.n_actions,
+        info.n_agents,
+        cfg.central_agent_hidden_dim,
+        cfg.share_agent_params,
+    ).to(cfg.device)
+    central_mixer = CentralMixer(info.n_agents, mixer_dim, cfg.central_mixing_embed_dim)
+    return WeightedQLearner(
         controller,
         mixer,
-        mixer_input=cfg.mixer_input,
-        double_q=cfg.double_q,
-        target_update=cfg.target_update,
-        target_update_interval_episodes=cfg.target_update_interval_episodes,
-        target_tau=cfg.target_tau,
-        **_shared(cfg),
+        central_agent,
+        central_mixer.to(cfg.device),
+        weighting=cfg.weighting,
+        alpha=cfg.weighting_alpha,
+        **settings,
     )
 
 

@@ -121,8 +121,28 @@ class QLearner:
         self.schedule = exploration or LinearSchedule(1.0, 0.05, 50_000)
         self.target_agent = copy.deepcopy(self.agent).requires_grad_(False)
         self.target_mixer = None if mixer is None else copy.deepcopy(mixer).requires_grad_(False)
-        self.params = [*self.agent.parameters(), *(mixer.parameters() if mixer else [])]
-        self.optimiser = make_optimiser(self.params, optimizer, lr, optim_alpha, optim_eps)
+        # (name, online, target) of every network with a target copy; one optimiser for all
+        self.networks: list[tuple[str, nn.Module, nn.Module]] = [
+            ("agent", self.agent, self.target_agent)
+        ]
+        if mixer is not None and self.target_mixer is not None:
+            self.networks.append(("mixer", mixer, self.target_mixer))
+        self._optimiser_settings = (optimizer, lr, optim_alpha, optim_eps)
+        self.params: list[nn.Parameter] = []
+        self.optimiser = self._make_optimiser()
+
+    def _make_optimiser(self) -> torch.optim.Optimizer:
+        """One optimiser over every online network of :attr:`networks`."""
+        self.params = [p for _, online, _ in self.networks for p in online.parameters()]
+        return make_optimiser(self.params, *self._optimiser_settings)
+
+    def add_network(self, name: str, online: nn.Module) -> nn.Module:
+        """Train ``online`` with the others (same loss, same optimiser) and give it a target
+        copy, returned (a variant's extra networks: Weighted QMIX's central Q)."""
+        target = copy.deepcopy(online).requires_grad_(False)
+        self.networks.append((name, online, target))
+        self.optimiser = self._make_optimiser()
+        return target
 
     def exploration(self, env_steps: int) -> float:
         """Epsilon of the epsilon-greedy agents after ``env_steps`` environment steps."""
@@ -130,10 +150,10 @@ class QLearner:
 
     def modules(self) -> dict[str, nn.Module]:
         """Every network the learner owns, by name (for checkpoints)."""
-        out: dict[str, nn.Module] = {"agent": self.agent, "target_agent": self.target_agent}
-        if self.mixer is not None and self.target_mixer is not None:
-            out["mixer"] = self.mixer
-            out["target_mixer"] = self.target_mixer
+        out: dict[str, nn.Module] = {}
+        for name, online, target in self.networks:
+            out[name] = online
+            out[f"target_{name}"] = target
         return out
 
     def state_dict(self) -> dict[str, Any]:
@@ -197,6 +217,7 @@ class QLearner:
             # non-finite wherever any chosen value is, padding included (0 * nan is nan)
             "q_taken_mean": masked_mean(parts["chosen"], mask),
             "target_mean": masked_mean(parts["targets"], mask),
+            **{name: float(value) for name, value in parts.items() if value.dim() == 0},
         }
         # Check before stepping: a NaN gradient would turn every weight into NaN at once, and
         # a checkpoint saved after it could never be resumed from (issue 13).
@@ -223,16 +244,12 @@ class QLearner:
 
     def hard_update_targets(self) -> None:
         """Copy the online networks into the target networks."""
-        self.target_agent.load_state_dict(self.agent.state_dict())
-        if self.mixer is not None and self.target_mixer is not None:
-            self.target_mixer.load_state_dict(self.mixer.state_dict())
+        for _, online, target in self.networks:
+            target.load_state_dict(online.state_dict())
 
     @torch.no_grad()
     def soft_update_targets(self, tau: float) -> None:
         """Polyak averaging: ``target <- (1 - tau) target + tau online``."""
-        pairs: list[tuple[nn.Module, nn.Module]] = [(self.target_agent, self.agent)]
-        if self.mixer is not None and self.target_mixer is not None:
-            pairs.append((self.target_mixer, self.mixer))
-        for target, online in pairs:
+        for _, online, target in self.networks:
             for t_param, param in zip(target.parameters(), online.parameters(), strict=True):
                 t_param.lerp_(param, tau)

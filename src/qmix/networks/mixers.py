@@ -129,6 +129,38 @@ class QMixer(Mixer):
         return (torch.bmm(hidden, w2) + v).view(b, t)  # [B, T]
 
 
+class CentralMixer(Mixer):
+    """Weighted QMIX's unrestricted central ``Q*`` (Rashid et al. 2020; the ``ff`` central mixer
+    of their code): ``Q* = f([s, q]) + V(s)``, ``f`` three ReLU layers of width ``E*`` and a
+    linear output, ``V`` one ReLU layer and a linear output. Nothing constrains its weights, so
+    ``Q*`` can be any function of the joint action's agent values and the state.
+
+    Args:
+        n_agents: ``N``.
+        input_dim: ``S'``.
+        embed_dim: ``E*`` (their code: 256).
+    """
+
+    def __init__(self, n_agents: int, input_dim: int, embed_dim: int = 256) -> None:
+        super().__init__(n_agents, input_dim)
+        self.net = nn.Sequential(
+            nn.Linear(input_dim + n_agents, embed_dim),
+            nn.ReLU(),
+            nn.Linear(embed_dim, embed_dim),
+            nn.ReLU(),
+            nn.Linear(embed_dim, embed_dim),
+            nn.ReLU(),
+            nn.Linear(embed_dim, 1),
+        )
+        self.value = nn.Sequential(
+            nn.Linear(input_dim, embed_dim), nn.ReLU(), nn.Linear(embed_dim, 1)
+        )
+
+    def _mix(self, agent_qs: torch.Tensor, mixer_input: torch.Tensor) -> torch.Tensor:
+        joint = torch.cat([mixer_input, agent_qs], dim=-1)  # [B, T, S' + N]
+        return (self.net(joint) + self.value(mixer_input)).squeeze(-1)  # [B, T]
+
+
 def build_mixer(
     kind: str,
     n_agents: int,
