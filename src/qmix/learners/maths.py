@@ -133,7 +133,7 @@ def make_optimiser(
 ) -> torch.optim.Optimizer:
     """``rmsprop`` (PyMARL: alpha 0.99, eps 1e-5) or ``adam`` over ``params``."""
     if kind == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, alpha=alpha, eps=eps)
+        return torch.optim.RMSprop(params, lr=lr, alpha=alpha, eps=eps, foreach=True)
     if kind == "adam":
-        return torch.optim.Adam(params, lr=lr, eps=eps)
+        return torch.optim.Adam(params, lr=lr, eps=eps, foreach=True)
     raise ValueError(f"unknown optimizer {kind!r}: use rmsprop or adam")
