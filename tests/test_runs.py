@@ -89,8 +89,19 @@ def _one_line(stderr: str) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize("algo", ["qmix", "coma", "cw_qmix"])  # off- and on-policy, a variant
-@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM])
+SIGNALS = [signal.SIGKILL, signal.SIGINT, signal.SIGTERM]
+
+
+# every signal for an off-policy and an on-policy learner; SIGKILL (at a checkpoint write, the
+# hardest case) for each variant of the Q learner with networks of its own
+@pytest.mark.parametrize(
+    ("algo", "signum"),
+    [
+        *[("qmix", s) for s in SIGNALS],
+        *[("coma", s) for s in SIGNALS],
+        *[(algo, signal.SIGKILL) for algo in ("ow_qmix", "cw_qmix", "qtran")],
+    ],
+)
 def test_a_run_stopped_by_a_signal_at_a_random_moment_resumes_exactly(
     tmp_path: Path, references: Callable[[str], Path], signum: int, algo: str
 ) -> None:

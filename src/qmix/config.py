@@ -60,13 +60,19 @@ class Config:
     obs_agent_id: bool = _doc("append the one-hot agent index to agent inputs", True)
     share_agent_params: bool = _doc("one network shared by all agents (else one per agent)", True)
     # -- mixer ------------------------------------------------------------------------------
-    mixer: Literal["qmix", "vdn", "none"] = _doc("qmix, vdn, or none (IQL)", "qmix")
+    mixer: Literal["qmix", "vdn", "none", "qtran"] = _doc(
+        "qmix, vdn, none (IQL), or qtran (QTRAN-base's joint networks)", "qmix"
+    )
     mixer_input: Literal["state", "obs_concat"] = _doc(
         "mixer conditioning: env state, or the concatenated agent observations", "state"
     )
     mixing_embed_dim: int = _doc("QMIX mixing-layer width E", 32)
     hypernet_layers: int = _doc("depth of the weight hypernetworks: 1 or 2", 1)
     hypernet_embed_dim: int = _doc("hidden width of 2-layer weight hypernetworks", 64)
+    # -- QTRAN-base (Son et al. 2019) -------------------------------------------------------
+    qtran_embed_dim: int = _doc("width of QTRAN's joint Q and V networks (PyMARL: 64)", 64)
+    qtran_opt_loss_weight: float = _doc("weight of QTRAN's optimality loss (PyMARL: 1)", 1.0)
+    qtran_nopt_loss_weight: float = _doc("weight of QTRAN's non-optimality loss (PyMARL: 0.1)", 0.1)
     # -- Weighted QMIX (Rashid et al. 2020) -------------------------------------------------
     weighting: Literal["none", "ow", "cw"] = _doc(
         "Weighted QMIX's weighting (set by the ow_qmix / cw_qmix presets); none: plain", "none"
@@ -141,6 +147,9 @@ LEARNER_KEYS: dict[str, frozenset[str]] = {
             "target_update",
             "target_update_interval_episodes",
             "target_tau",
+            "qtran_embed_dim",
+            "qtran_opt_loss_weight",
+            "qtran_nopt_loss_weight",
             "weighting",
             "weighting_alpha",
             "central_agent_hidden_dim",
@@ -187,6 +196,7 @@ _POSITIVE_INTS = (
     "critic_target_update_interval",
     "central_agent_hidden_dim",
     "central_mixing_embed_dim",
+    "qtran_embed_dim",
     "epsilon_anneal_env_steps",
     "test_interval_env_steps",
     "log_interval_env_steps",
@@ -222,8 +232,10 @@ def _validate_networks(cfg: Config) -> None:
     """Network and learning settings that depend on each other."""
     if not 0.0 < cfg.weighting_alpha <= 1.0:
         raise ConfigError(f"weighting_alpha must be in (0, 1], got {cfg.weighting_alpha}")
-    if cfg.weighting != "none" and cfg.mixer == "none":
-        raise ConfigError("Weighted QMIX weights the errors of a mixed Q_tot: it needs a mixer")
+    if cfg.weighting != "none" and cfg.mixer in ("none", "qtran"):
+        raise ConfigError("Weighted QMIX weights the errors of a mixed Q_tot: mixer qmix or vdn")
+    if cfg.qtran_opt_loss_weight < 0 or cfg.qtran_nopt_loss_weight < 0:
+        raise ConfigError("qtran_opt_loss_weight and qtran_nopt_loss_weight must be >= 0")
     if cfg.hypernet_layers not in (1, 2):
         raise ConfigError(f"hypernet_layers must be 1 or 2, got {cfg.hypernet_layers}")
     if cfg.lr <= 0 or cfg.critic_lr <= 0 or cfg.optim_eps <= 0 or cfg.grad_norm_clip <= 0:

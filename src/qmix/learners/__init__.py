@@ -123,6 +123,8 @@ def _build_q(cfg: Config, info: EnvInfo) -> Learner:
 
     controller = _controller(cfg, info, "epsilon_greedy")
     mixer_dim = mixer_input_dim(cfg.mixer_input, info.state_dim, info.n_agents, info.obs_dim)
+    if cfg.mixer == "qtran":
+        return _build_qtran(cfg, info, controller, mixer_dim)
     mixer = build_mixer(
         cfg.mixer,
         info.n_agents,
@@ -133,14 +135,7 @@ def _build_q(cfg: Config, info: EnvInfo) -> Learner:
     )
     if mixer is not None:
         mixer.to(cfg.device)
-    settings: dict[str, Any] = {
-        "mixer_input": cfg.mixer_input,
-        "double_q": cfg.double_q,
-        "target_update": cfg.target_update,
-        "target_update_interval_episodes": cfg.target_update_interval_episodes,
-        "target_tau": cfg.target_tau,
-        **_shared(cfg),
-    }
+    settings = _q_settings(cfg)
     if cfg.weighting == "none":
         return QLearner(controller, mixer, **settings)
     assert mixer is not None  # the config requires one
@@ -161,6 +156,36 @@ def _build_q(cfg: Config, info: EnvInfo) -> Learner:
         weighting=cfg.weighting,
         alpha=cfg.weighting_alpha,
         **settings,
+    )
+
+
+def _q_settings(cfg: Config) -> dict[str, Any]:
+    """The Q learner's own settings (QMIX, VDN, IQL and their variants)."""
+    return {
+        "mixer_input": cfg.mixer_input,
+        "double_q": cfg.double_q,
+        "target_update": cfg.target_update,
+        "target_update_interval_episodes": cfg.target_update_interval_episodes,
+        "target_tau": cfg.target_tau,
+        **_shared(cfg),
+    }
+
+
+def _build_qtran(
+    cfg: Config, info: EnvInfo, controller: AgentController, mixer_dim: int
+) -> Learner:
+    """QTRAN-base: the summed agents' Q-values tied to unrestricted joint networks."""
+    from qmix.learners.qtran import QTranLearner
+    from qmix.networks.mixers import QTranJoint
+
+    features = cfg.agent_hidden_dim  # the agent network's layer under its output
+    joint = QTranJoint(info.n_agents, info.n_actions, features, mixer_dim, cfg.qtran_embed_dim)
+    return QTranLearner(
+        controller,
+        joint.to(cfg.device),
+        opt_weight=cfg.qtran_opt_loss_weight,
+        nopt_weight=cfg.qtran_nopt_loss_weight,
+        **_q_settings(cfg),
     )
 
 

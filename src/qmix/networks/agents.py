@@ -24,12 +24,17 @@ class _RNNCore(nn.Module):
 
     def forward(self, x: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # x [B', T, I], h [B', H]
+        out, h_last = self.body(x, h)  # [B', T, H], [B', H]
+        return self.fc2(out), h_last  # [B', T, A], [B', H]
+
+    def body(self, x: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The features under the output layer (the GRU's outputs): ``[B', T, H]``, ``[B', H]``."""
         z = torch.relu(self.fc1(x))  # [B', T, H]
         # A deep copy (the target network) leaves cuDNN's weights in separate chunks, which it
         # would compact at every call, with a warning (seen on an H200); a no-op on the CPU.
         self.rnn.flatten_parameters()
         out, h_last = self.rnn(z, h.unsqueeze(0).contiguous())  # [B', T, H], [1, B', H]
-        return self.fc2(out), h_last.squeeze(0)  # [B', T, A], [B', H]
+        return out, h_last.squeeze(0)
 
     def step(self, x: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One step without the time axis (acting): ``x [B', I]``, ``h [B', H]``.
@@ -54,6 +59,10 @@ class _MLPCore(nn.Module):
     def forward(self, x: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # x [B', T, I], h [B', 0]
         return self.fc2(torch.relu(self.fc1(x))), h  # [B', T, A], [B', 0]
+
+    def body(self, x: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The features under the output layer: ``[B', T, H]``, and ``h`` unchanged."""
+        return torch.relu(self.fc1(x)), h
 
     def step(self, x: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One step without the time axis: ``x [B', I]`` -> ``[B', A]``."""
@@ -118,6 +127,31 @@ class AgentNetwork(nn.Module):
         outs = [core(inputs[:, :, a], hidden[:, a]) for a, core in enumerate(self.cores)]
         q = torch.stack([o[0] for o in outs], dim=2)  # [B, T, N, A]
         return q, torch.stack([o[1] for o in outs], dim=1)  # [B, N, H]
+
+    def features(
+        self, inputs: torch.Tensor, hidden: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """What :meth:`forward` computes under the output layer, for learners that read the
+        agents' features (QTRAN): ``inputs [B, T, N, I]``, ``hidden [B, N, H]`` ->
+        ``features [B, T, N, F]`` (``F = H``: the GRU's outputs, or the hidden layer of a
+        feed-forward agent) and the hidden state after the last step ``[B, N, H]``.
+        ``forward`` equals :meth:`head` of these features (tested)."""
+        b, t, n, i = inputs.shape
+        cores = cast(list[_RNNCore | _MLPCore], list(self.cores))
+        if self.share_params:
+            x = inputs.permute(0, 2, 1, 3).reshape(b * n, t, i)  # [B*N, T, I]
+            f, h = cores[0].body(x, hidden.reshape(b * n, -1))  # [B*N, T, F], [B*N, H]
+            return f.reshape(b, n, t, -1).permute(0, 2, 1, 3), h.reshape(b, n, -1)
+        outs = [core.body(inputs[:, :, a], hidden[:, a]) for a, core in enumerate(cores)]
+        f = torch.stack([o[0] for o in outs], dim=2)  # [B, T, N, F]
+        return f, torch.stack([o[1] for o in outs], dim=1)  # [B, N, H]
+
+    def head(self, features: torch.Tensor) -> torch.Tensor:
+        """The output layer: ``features [B, T, N, F]`` -> ``q [B, T, N, A]``."""
+        cores = cast(list[_RNNCore | _MLPCore], list(self.cores))
+        if self.share_params:
+            return cores[0].fc2(features)
+        return torch.stack([core.fc2(features[:, :, a]) for a, core in enumerate(cores)], dim=2)
 
     def step(self, inputs: torch.Tensor, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One acting step: ``inputs [B, N, I]``, ``hidden [B, N, H]`` -> ``q [B, N, A]``, hidden.

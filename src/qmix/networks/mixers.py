@@ -161,6 +161,54 @@ class CentralMixer(Mixer):
         return (self.net(joint) + self.value(mixer_input)).squeeze(-1)  # [B, T]
 
 
+class QTranJoint(nn.Module):
+    """QTRAN-base's joint networks (Son et al. 2019, "qtran_paper" architecture of PyMARL):
+    ``Q_jt(s, u) = Q([s, sum_a e(f_a, onehot(u_a))])`` and ``V_jt(s)``.
+
+    ``e`` encodes each agent's features (the agent network's layer under its output) with its
+    action, two layers of width ``F + A``; ``Q`` and ``V`` are two ReLU layers of width ``E``
+    and a linear output. Nothing constrains them.
+
+    Args:
+        n_agents, n_actions, feature_dim: ``N``, ``A``, ``F``.
+        input_dim: ``S'`` (the state, or the concatenated observations).
+        embed_dim: ``E`` (PyMARL: 64).
+    """
+
+    def __init__(
+        self, n_agents: int, n_actions: int, feature_dim: int, input_dim: int, embed_dim: int = 64
+    ) -> None:
+        super().__init__()
+        self.n_actions = n_actions
+        self.input_dim = input_dim
+        width = feature_dim + n_actions
+        self.encode = nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width))
+        self.q = nn.Sequential(
+            nn.Linear(input_dim + width, embed_dim),
+            nn.ReLU(),
+            nn.Linear(embed_dim, embed_dim),
+            nn.ReLU(),
+            nn.Linear(embed_dim, 1),
+        )
+        self.v = nn.Sequential(
+            nn.Linear(input_dim, embed_dim),
+            nn.ReLU(),
+            nn.Linear(embed_dim, embed_dim),
+            nn.ReLU(),
+            nn.Linear(embed_dim, 1),
+        )
+
+    def forward(
+        self, features: torch.Tensor, actions: torch.Tensor, mixer_input: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``features [B, T, N, F]``, ``actions [B, T, N]`` (indices), ``mixer_input [B, T, S']``
+        -> ``Q_jt [B, T]``, ``V_jt [B, T]``."""
+        onehot = F.one_hot(actions, self.n_actions).to(features.dtype)  # [B, T, N, A]
+        encoded = self.encode(torch.cat([features, onehot], dim=-1)).sum(dim=2)  # [B, T, F+A]
+        q = self.q(torch.cat([mixer_input, encoded], dim=-1)).squeeze(-1)  # [B, T]
+        return q, self.v(mixer_input).squeeze(-1)  # [B, T], [B, T]
+
+
 def build_mixer(
     kind: str,
     n_agents: int,
