@@ -99,7 +99,7 @@ SIGNALS = [signal.SIGKILL, signal.SIGINT, signal.SIGTERM]
     [
         *[("qmix", s) for s in SIGNALS],
         *[("coma", s) for s in SIGNALS],
-        *[(algo, signal.SIGKILL) for algo in ("ow_qmix", "cw_qmix", "qtran")],
+        *[(algo, signal.SIGKILL) for algo in ("ow_qmix", "cw_qmix", "qtran", "qplex")],
     ],
 )
 def test_a_run_stopped_by_a_signal_at_a_random_moment_resumes_exactly(

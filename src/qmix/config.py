@@ -60,8 +60,9 @@ class Config:
     obs_agent_id: bool = _doc("append the one-hot agent index to agent inputs", True)
     share_agent_params: bool = _doc("one network shared by all agents (else one per agent)", True)
     # -- mixer ------------------------------------------------------------------------------
-    mixer: Literal["qmix", "vdn", "none", "qtran"] = _doc(
-        "qmix, vdn, none (IQL), or qtran (QTRAN-base's joint networks)", "qmix"
+    mixer: Literal["qmix", "vdn", "none", "qtran", "qplex"] = _doc(
+        "qmix, vdn, none (IQL), qtran (QTRAN-base's joint networks) or qplex (duplex dueling)",
+        "qmix",
     )
     mixer_input: Literal["state", "obs_concat"] = _doc(
         "mixer conditioning: env state, or the concatenated agent observations", "state"
@@ -69,6 +70,9 @@ class Config:
     mixing_embed_dim: int = _doc("QMIX mixing-layer width E", 32)
     hypernet_layers: int = _doc("depth of the weight hypernetworks: 1 or 2", 1)
     hypernet_embed_dim: int = _doc("hidden width of 2-layer weight hypernetworks", 64)
+    # -- QPLEX (Wang et al. 2021) -----------------------------------------------------------
+    qplex_heads: int = _doc("attention heads of QPLEX's lambda(s, u) (theirs: num_kernel 10)", 10)
+    qplex_head_embed_dim: int = _doc("width of QPLEX's attention networks (theirs: 64)", 64)
     # -- QTRAN-base (Son et al. 2019) -------------------------------------------------------
     qtran_embed_dim: int = _doc("width of QTRAN's joint Q and V networks (PyMARL: 64)", 64)
     qtran_opt_loss_weight: float = _doc("weight of QTRAN's optimality loss (PyMARL: 1)", 1.0)
@@ -147,6 +151,8 @@ LEARNER_KEYS: dict[str, frozenset[str]] = {
             "target_update",
             "target_update_interval_episodes",
             "target_tau",
+            "qplex_heads",
+            "qplex_head_embed_dim",
             "qtran_embed_dim",
             "qtran_opt_loss_weight",
             "qtran_nopt_loss_weight",
@@ -197,6 +203,8 @@ _POSITIVE_INTS = (
     "central_agent_hidden_dim",
     "central_mixing_embed_dim",
     "qtran_embed_dim",
+    "qplex_heads",
+    "qplex_head_embed_dim",
     "epsilon_anneal_env_steps",
     "test_interval_env_steps",
     "log_interval_env_steps",
@@ -232,7 +240,7 @@ def _validate_networks(cfg: Config) -> None:
     """Network and learning settings that depend on each other."""
     if not 0.0 < cfg.weighting_alpha <= 1.0:
         raise ConfigError(f"weighting_alpha must be in (0, 1], got {cfg.weighting_alpha}")
-    if cfg.weighting != "none" and cfg.mixer in ("none", "qtran"):
+    if cfg.weighting != "none" and cfg.mixer in ("none", "qtran", "qplex"):
         raise ConfigError("Weighted QMIX weights the errors of a mixed Q_tot: mixer qmix or vdn")
     if cfg.qtran_opt_loss_weight < 0 or cfg.qtran_nopt_loss_weight < 0:
         raise ConfigError("qtran_opt_loss_weight and qtran_nopt_loss_weight must be >= 0")

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from qmix.envs.matrix import TabularGame
-from qmix.networks.mixers import Mixer, MixerInput, mixer_inputs
+from qmix.networks.mixers import Mixer, MixerInput, QPLEXMixer, mixer_inputs
 from qmix.policy.controller import AgentController
 
 
@@ -54,7 +54,13 @@ def q_tables(
             state = torch.from_numpy(states[-1]).to(controller.device)  # [S]
             cond = mixer_inputs(mixer_input, obs_t[0, -1], state)  # [S']
             cond_j = cond.to(controller.device).expand(len(joints), -1).unsqueeze(0)  # [1, J, S']
-            q_tot = mixer(agent_qs.to(controller.device).unsqueeze(0), cond_j)[0].cpu()  # [J]
+            qs = agent_qs.to(controller.device).unsqueeze(0)  # [1, J, N]
+            if isinstance(mixer, QPLEXMixer):  # its Q_tot also reads the joint actions
+                best = agent_q.max(dim=-1).values.expand(len(joints), -1)  # [J, N]
+                extra = (joints.unsqueeze(0), best.unsqueeze(0))  # [1, J, N] each
+                q_tot = mixer(qs, cond_j, *(x.to(controller.device) for x in extra))[0].cpu()
+            else:
+                q_tot = mixer(qs, cond_j)[0].cpu()  # [J]
         out[name] = {
             "q_tot": q_tot.reshape([a] * n).tolist(),
             "agent_q": agent_q.tolist(),

@@ -125,6 +125,19 @@ def _build_q(cfg: Config, info: EnvInfo) -> Learner:
     mixer_dim = mixer_input_dim(cfg.mixer_input, info.state_dim, info.n_agents, info.obs_dim)
     if cfg.mixer == "qtran":
         return _build_qtran(cfg, info, controller, mixer_dim)
+    if cfg.mixer == "qplex":
+        from qmix.learners.qplex import QPLEXLearner
+        from qmix.networks.mixers import QPLEXMixer
+
+        qplex = QPLEXMixer(
+            info.n_agents,
+            info.n_actions,
+            mixer_dim,
+            cfg.hypernet_embed_dim,
+            cfg.qplex_heads,
+            cfg.qplex_head_embed_dim,
+        )
+        return QPLEXLearner(controller, qplex.to(cfg.device), **_q_settings(cfg))
     mixer = build_mixer(
         cfg.mixer,
         info.n_agents,

@@ -209,6 +209,99 @@ class QTranJoint(nn.Module):
         return q, self.v(mixer_input).squeeze(-1)  # [B, T], [B, T]
 
 
+class HeadsMLP(nn.Module):
+    """``K`` separate three-layer ReLU networks evaluated together: ``[..., D] -> [..., K, O]``.
+
+    The same functions as ``K`` ``nn.Sequential`` MLPs (and initialised as ``nn.Linear``), with
+    one batched matrix product per layer instead of ``3 K`` calls.
+    """
+
+    def __init__(self, heads: int, in_dim: int, hidden: int, out_dim: int) -> None:
+        super().__init__()
+        dims = [(in_dim, hidden), (hidden, hidden), (hidden, out_dim)]
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        for fan_in, fan_out in dims:
+            bound = 1.0 / fan_in**0.5
+            self.weights.append(
+                nn.Parameter(torch.empty(heads, fan_in, fan_out).uniform_(-bound, bound))
+            )
+            self.biases.append(nn.Parameter(torch.empty(heads, fan_out).uniform_(-bound, bound)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        lead = x.shape[:-1]
+        h = x.reshape(-1, 1, x.shape[-1])  # [M, 1, D]
+        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            h = torch.einsum("mkd,kde->mke", h.expand(-1, w.shape[0], -1) if i == 0 else h, w) + b
+            if i < len(self.weights) - 1:
+                h = torch.relu(h)
+        return h.reshape(*lead, *h.shape[1:])  # [..., K, O]
+
+
+class QPLEXMixer(Mixer):
+    """QPLEX's duplex dueling mixer (Wang et al. 2021; the authors' ``DMAQer`` with
+    ``DMAQ_SI_Weight``, ``is_minus_one``, ``weighted_head``, ``is_stop_gradient``).
+
+    Each agent's values are transformed by the state: ``Q_i = w_i(s) Q_a + v_i(s)`` with
+    ``w_i > 0`` (the same map for the greedy value, so ``A_i = Q_i - V_i``). Then
+    ``Q_tot = sum_i Q_i + sum_i (lambda_i(s, u) - 1) A_i``, the advantages held constant, with
+    ``lambda_i > 0`` a sum over ``K`` heads of ``|key_k(s)| sigmoid(agent_k(s)) sigmoid(action_k(s,
+    u))``. At the agents' greedy joint action every ``A_i`` is 0 and elsewhere none is positive,
+    so the greedy joint action of ``Q_tot`` is the agents' (IGM) for any weights.
+
+    Args:
+        n_agents, n_actions: ``N``, ``A``.
+        input_dim: ``S'``.
+        hypernet_embed_dim: width of the ``w`` and ``v`` networks (theirs: 64).
+        heads, head_embed_dim: ``K`` and the width of the attention networks (theirs: 10, 64).
+    """
+
+    def __init__(
+        self,
+        n_agents: int,
+        n_actions: int,
+        input_dim: int,
+        hypernet_embed_dim: int = 64,
+        heads: int = 10,
+        head_embed_dim: int = 64,
+    ) -> None:
+        super().__init__(n_agents, input_dim)
+        self.n_actions = n_actions
+        e = hypernet_embed_dim
+        self.hyper_w = nn.Sequential(nn.Linear(input_dim, e), nn.ReLU(), nn.Linear(e, n_agents))
+        self.hyper_v = nn.Sequential(nn.Linear(input_dim, e), nn.ReLU(), nn.Linear(e, n_agents))
+        self.keys = HeadsMLP(heads, input_dim, head_embed_dim, 1)
+        self.agents = HeadsMLP(heads, input_dim, head_embed_dim, n_agents)
+        self.actions = HeadsMLP(heads, input_dim + n_agents * n_actions, head_embed_dim, n_agents)
+
+    def weights(self, mixer_input: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """``lambda(s, u) [B, T, N]``, positive."""
+        onehot = F.one_hot(actions, self.n_actions).to(mixer_input.dtype)  # [B, T, N, A]
+        joint = torch.cat([mixer_input, onehot.flatten(start_dim=-2)], dim=-1)  # [B, T, S'+NA]
+        key = self.keys(mixer_input).abs() + 1e-10  # [B, T, K, 1]
+        heads = key * torch.sigmoid(self.agents(mixer_input)) * torch.sigmoid(self.actions(joint))
+        return heads.sum(dim=-2)  # [B, T, N]
+
+    def forward(
+        self,
+        agent_qs: torch.Tensor,
+        mixer_input: torch.Tensor,
+        actions: torch.Tensor | None = None,
+        max_qs: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``agent_qs [B, T, N]`` of ``actions [B, T, N]``, the agents' greedy values
+        ``max_qs [B, T, N]``, ``mixer_input [B, T, S']`` -> ``Q_tot [B, T]``. Without
+        ``actions`` the values are the greedy ones: ``Q_tot = V_tot = sum_i Q_i``."""
+        w = self.hyper_w(mixer_input).abs() + 1e-10  # [B, T, N]
+        v = self.hyper_v(mixer_input)  # [B, T, N]
+        q_i = w * agent_qs + v  # [B, T, N]
+        if actions is None or max_qs is None:
+            return q_i.sum(dim=-1)
+        advantage = (q_i - (w * max_qs + v)).detach()  # [B, T, N], <= 0
+        lam = self.weights(mixer_input, actions)  # [B, T, N]
+        return q_i.sum(dim=-1) + (advantage * (lam - 1.0)).sum(dim=-1)  # [B, T]
+
+
 def build_mixer(
     kind: str,
     n_agents: int,
