@@ -3,6 +3,7 @@ game, configs."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -32,12 +33,14 @@ def test_cw_weights_are_one_at_the_greedy_action_or_where_the_target_beats_q_sta
     assert weights.tolist() == [[1.0, 1.0, 1.0, 0.25]]
 
 
-def _fit(mixer: Mixer, steps: int = 1500) -> float:
-    """Fit ``mixer`` and free agent utilities to QTRAN's payoff (supervised); the largest error."""
-    torch.manual_seed(0)
+def _fit(make: Callable[[], Mixer], seed: int = 0, steps: int = 3000) -> float:
+    """Fit a mixer made by ``make`` and free agent utilities to QTRAN's payoff (supervised),
+    from seed ``seed``; the largest error."""
+    torch.manual_seed(seed)  # before the mixer is made: its initial weights too
+    mixer = make()
     utilities = torch.nn.Parameter(torch.randn(2, 3))  # [N, A]
     rows, cols = torch.meshgrid(torch.arange(3), torch.arange(3), indexing="ij")
-    optimiser = torch.optim.Adam([utilities, *mixer.parameters()], lr=1e-2)
+    optimiser = torch.optim.Adam([utilities, *mixer.parameters()], lr=3e-3)
     state = torch.zeros(1, 9, 1)  # [B, T, S'] one state, the 9 joint actions along T
     for _ in range(steps):
         qs = torch.stack([utilities[0, rows.ravel()], utilities[1, cols.ravel()]], dim=-1)
@@ -52,8 +55,9 @@ def _fit(mixer: Mixer, steps: int = 1500) -> float:
 def test_the_central_q_star_is_unrestricted_and_qmix_is_not() -> None:
     """Q* fits QTRAN's payoff; a monotonic mixer cannot come within 6 of every cell (to rank
     (0, 0) above (1, 0) it must rank (0, 1) above (1, 1), i.e. -12 above 0)."""
-    assert _fit(CentralMixer(2, 1, embed_dim=64)) < 0.05
-    assert _fit(QMixer(2, 1, embed_dim=8)) > 5.9
+    for seed in range(3):
+        assert _fit(lambda: CentralMixer(2, 1, embed_dim=64), seed) < 0.05
+        assert _fit(lambda: QMixer(2, 1, embed_dim=8), seed) > 5.9
 
 
 def _weighted(algo: str, **overrides: object) -> WeightedQLearner:
