@@ -106,7 +106,7 @@ def test_weighting_is_the_algorithms_and_needs_a_mixer() -> None:
         make_config("coma", "two_step", ["weighting_alpha=0.5"])
     with pytest.raises(ConfigError, match="weighting_alpha must be in"):
         make_config("ow_qmix", "two_step", ["weighting_alpha=0"])
-    with pytest.raises(ConfigError, match="needs a mixer"):
+    with pytest.raises(ConfigError, match="a mixed Q_tot: mixer qmix or vdn"):
         qmix.config.config_from_dict(
             {**make_config("iql", "two_step").to_dict(), "weighting": "ow"}
         )
