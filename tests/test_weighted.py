@@ -67,21 +67,24 @@ def _weighted(algo: str, **overrides: object) -> WeightedQLearner:
     return learner
 
 
-def test_weighted_learners_own_and_update_a_central_q_star() -> None:
-    learner = _weighted("cw_qmix", target_update="soft", target_tau=0.5)
+def test_weighted_learners_train_and_update_their_central_q_star() -> None:
+    """The central networks join the optimiser and both kinds of target update."""
+    learner = _weighted("cw_qmix")
     assert {"central_agent", "target_central_agent", "central_mixer"} <= set(learner.modules())
-    central = [p.detach().clone() for p in learner.target_central_mixer.parameters()]
-    learner.soft_update_targets(0.5)  # targets equal online after construction: no change
+    optimised = {id(p) for group in learner.optimiser.param_groups for p in group["params"]}
+    assert {id(p) for p in learner.central_mixer.parameters()} <= optimised
+    assert {id(p) for p in learner.central_agent.parameters()} <= optimised
+    before = [p.detach().clone() for p in learner.target_central_mixer.parameters()]
+    with torch.no_grad():
+        for p in learner.central_mixer.parameters():
+            p.add_(1.0)
+    learner.soft_update_targets(0.5)  # the target moves halfway to the online network
     after = list(learner.target_central_mixer.parameters())
-    assert all(torch.equal(a, b) for a, b in zip(central, after, strict=True))
-    assert len(learner.params) == len(
-        [
-            *learner.agent.parameters(),
-            *learner.mixer.parameters(),  # type: ignore[union-attr]
-            *learner.central_agent.parameters(),
-            *learner.central_mixer.parameters(),
-        ]
-    )
+    assert all(torch.allclose(a + 0.5, b) for a, b in zip(before, after, strict=True))
+    learner.hard_update_targets()
+    online = list(learner.central_mixer.parameters())
+    target = list(learner.target_central_mixer.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(online, target, strict=True))
 
 
 @pytest.mark.parametrize("algo", ["ow_qmix", "cw_qmix"])
