@@ -10,6 +10,11 @@ Seeds run in parallel processes (``--jobs``, one torch thread each). Writes
 ``<name>.png`` (test return of every seed and their mean) and ``<name>.json`` (every metric
 row), and prints the table. ``<name>`` is ``<algo>_<task>`` unless ``--name`` gives another, as
 a variant of a preset should, so that it does not overwrite the preset's record.
+
+Long studies: with ``--resume`` a seed whose run directory under ``--out`` already exists is
+continued from its checkpoint (``qmix train --resume``, exact), or only read if it has
+finished, so a study stopped at any point (a session's end, SIGKILL) picks up where it was.
+Wall times are the runs' own training time (``wall_seconds``, summed over their processes).
 """
 
 from __future__ import annotations
@@ -24,8 +29,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import yaml
 
-from qmix.checkpoint import BEST_MODEL_NAME, load_checkpoint
+from qmix.checkpoint import BEST_MODEL_NAME, CHECKPOINT_NAME, load_checkpoint
 from qmix.logging import read_metrics
 from qmix.plots import plot_curves
 from qmix.run import load
@@ -33,16 +39,38 @@ from qmix.run import load
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_seed(algo: str, task: str, seed: int, overrides: list[str], out: Path) -> dict:
+def finished(run_dir: Path) -> bool:
+    """Whether the run in ``run_dir`` has reached its budget."""
+    budget = yaml.safe_load((run_dir / "config.yaml").read_text())["total_env_steps"]
+    return any(row["env_steps"] >= budget for row in read_metrics(run_dir))
+
+
+def seed_command(
+    algo: str, task: str, seed: int, overrides: list[str], run_dir: Path, resume: bool
+) -> list[str] | None:
+    """The ``qmix train`` command that brings ``run_dir`` to its budget (None: it is there)."""
+    qmix = [sys.executable, "-m", "qmix", "train"]
+    if resume and (run_dir / CHECKPOINT_NAME).exists():
+        return None if finished(run_dir) else [*qmix, "--resume", str(run_dir), "--quiet"]
+    if resume and (run_dir / "config.yaml").exists():  # stopped before its first checkpoint
+        return [*qmix, "--restart", str(run_dir), "--quiet"]
+    command = [*qmix, algo, task, f"seed={seed}", *overrides, "--run-dir", str(run_dir)]
+    return [*command, "--quiet"]
+
+
+def run_seed(
+    algo: str, task: str, seed: int, overrides: list[str], out: Path, resume: bool = False
+) -> dict:
     run_dir = out / f"{algo}_{task}_seed{seed}"
-    command = [sys.executable, "-m", "qmix", "train", algo, task, f"seed={seed}", *overrides]
-    command += ["--run-dir", str(run_dir), "--quiet"]
-    start = time.perf_counter()
-    proc = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
-    wall = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise RuntimeError(f"seed {seed} failed:\n{proc.stderr[-3000:]}")
-    return {"seed": seed, "wall": wall, "rows": read_metrics(run_dir), "run_dir": run_dir}
+    command = seed_command(algo, task, seed, overrides, run_dir, resume)
+    if command is not None:
+        proc = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+        if proc.returncode != 0:
+            raise RuntimeError(f"seed {seed} failed:\n{proc.stderr[-3000:]}")
+    rows = read_metrics(run_dir)
+    wall = max(row["wall_seconds"] for row in rows if "wall_seconds" in row)
+    resumed = command is None or "--resume" in command
+    return {"seed": seed, "wall": wall, "rows": rows, "run_dir": run_dir, "resumed": resumed}
 
 
 def evaluate_networks(run_dir: Path, episodes: int, metric: str) -> dict[str, float]:
@@ -85,6 +113,11 @@ def main() -> None:
         "many fresh greedy episodes (qmix eval [--best] --episodes N)",
     )
     parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue seeds whose run directories under --out exist (read finished ones)",
+    )
+    parser.add_argument(
         "--name",
         default=None,
         help="record name under benchmarks/recorded (default <algo>_<task>; give variants "
@@ -96,10 +129,11 @@ def main() -> None:
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         results = list(
             pool.map(
-                lambda s: run_seed(args.algo, args.task, s, args.overrides, args.out), args.seeds
+                lambda s: run_seed(args.algo, args.task, s, args.overrides, args.out, args.resume),
+                args.seeds,
             )
         )
-    total_wall = time.perf_counter() - start
+    total_wall = time.perf_counter() - start  # of this invocation (less, if it resumed)
     if args.eval_episodes:
         for r in results:
             r["eval"] = evaluate_networks(r["run_dir"], args.eval_episodes, args.metric)
@@ -154,7 +188,13 @@ def main() -> None:
     lines += [
         "",
         f"Mean final {args.metric} over {len(finals)} seeds: **{np.mean(finals):.3f}** "
-        f"(min {np.min(finals):.3f}); total wall time {total_wall:.0f} s.",
+        f"(min {np.min(finals):.3f}); "
+        + (
+            "the seeds were stopped and resumed (exactly) on the way, so their wall times are "
+            "their training time summed over processes."
+            if any(r["resumed"] for r in results)
+            else f"total wall time {total_wall:.0f} s."
+        ),
     ]
     if args.eval_episodes:
         final_nets = [r["eval"]["final"] for r in results]
