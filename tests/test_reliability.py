@@ -284,6 +284,22 @@ def test_a_seeds_parent_passes_sigterm_to_its_children_and_waits(tmp_path: Path)
         assert f"seed {seed}: stopped with a checkpoint" in stdout
 
 
+def test_a_stop_signal_saves_a_checkpoint_when_the_output_pipe_is_gone(tmp_path: Path) -> None:
+    """Regression: a run whose parent died (its stderr a broken pipe) and that is then asked to
+    stop crashed in the signal handler's message (BrokenPipeError) instead of saving its
+    checkpoint: a benchmark's seeds lost their progress at a session's end."""
+    run_dir = tmp_path / "run"
+    proc = _start("train", "qmix", "two_step", *SLOW, "--run-dir", str(run_dir), cwd=tmp_path)
+    _wait_for(run_dir / "metrics.jsonl", proc)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader is gone: the next write gets EPIPE
+    proc.stderr.close()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == 143  # stopped by SIGTERM, as with a reader
+    assert not (run_dir / "error.log").exists()
+    assert load_checkpoint(run_dir / "checkpoint.pt")["loop"]["env_steps"] > 0
+
+
 # -- 3. nothing trains on garbage -------------------------------------------------------------
 def test_a_diverging_run_stops_with_one_line_and_keeps_its_last_checkpoint(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"

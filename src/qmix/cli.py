@@ -397,20 +397,18 @@ def main(argv: list[str] | None = None) -> int:
     from qmix.envs.base import EnvError
     from qmix.envs.vector import EnvWorkerError
     from qmix.learners import DivergenceError
+    from qmix.logging import tell
     from qmix.rundir import RunInterrupted, describe_os_error
 
     commands = {"train": _train, "eval": _eval, "plot": _plot, "summary": _summary}
     try:
         return commands[args.command](args)
-    except RunInterrupted as stop:
-        print(
-            f"qmix: {stop}; continue it with: qmix train --resume {stop.run_dir}",
-            file=sys.stderr,
-        )
+    except RunInterrupted as stop:  # its reader may be gone: stopping must not fail on it
+        tell(f"qmix: {stop}; continue it with: qmix train --resume {stop.run_dir}")
         return 128 + stop.signum
     except KeyboardInterrupt:
         kept = "; the last checkpoint is kept" if args.command == "train" else ""
-        print(f"qmix: stopped at once{kept}", file=sys.stderr)
+        tell(f"qmix: stopped at once{kept}")
         return 130
     except (EnvError, DivergenceError) as err:
         where = getattr(err, "error_log", None)

@@ -8,6 +8,7 @@ episode. TensorBoard tags are ``train/<name>`` and ``test/<name>``, against env 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import subprocess
@@ -93,6 +94,14 @@ _PACKAGES = (
     "smac",
     "tensorboard",
 )
+
+
+def tell(message: str) -> None:
+    """Write ``message`` to stderr. A reader that is gone (the parent process died: a broken
+    pipe, a closed stream) is not an error: what the run was doing, such as saving its
+    checkpoint on a stop signal, goes on."""
+    with contextlib.suppress(OSError, ValueError):
+        print(message, file=sys.stderr, flush=True)
 
 
 def run_metadata(seed: int) -> dict[str, Any]:

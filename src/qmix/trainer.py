@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import signal
-import sys
 import threading
 import time
 import traceback
@@ -57,7 +56,14 @@ from qmix.files import (
 )
 from qmix.learners import DivergenceError, Learner, build_learner
 from qmix.learners.q import QLearner
-from qmix.logging import MetricsWriter, Progress, read_metrics, run_metadata, write_json
+from qmix.logging import (
+    MetricsWriter,
+    Progress,
+    read_metrics,
+    run_metadata,
+    tell,
+    write_json,
+)
 from qmix.run import (
     Run,
     check_run_id,
@@ -144,11 +150,9 @@ class _StopSignals:
         if self.signum is not None:  # asked twice: stop now, without a checkpoint
             raise KeyboardInterrupt
         self.signum = signum
-        print(
+        tell(
             f"\nqmix: {signal.Signals(signum).name}: stopping after this step and saving a "
-            "checkpoint (send it again to stop at once, without saving)",
-            file=sys.stderr,
-            flush=True,
+            "checkpoint (send it again to stop at once, without saving)"
         )
 
     def __enter__(self) -> _StopSignals:
