@@ -29,10 +29,34 @@ def test_presets_lists_algorithms_and_tasks(tmp_path: Path) -> None:
         assert word in out.stdout
 
 
-def test_train_writes_a_run_directory_with_tables(tmp_path: Path) -> None:
-    out = _qmix("train", "qmix", "climbing", "total_env_steps=300", "seed=2", cwd=tmp_path)
+def test_presets_says_where_each_value_comes_from(tmp_path: Path) -> None:
+    key = "env_args.key=Foraging-5x5-2p-1f-v3"
+    out = _qmix("presets", "qmix", "lbf", key, "lr=0.001", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    assert "steps 300/300" in out.stdout and "greedy return" in out.stdout
+    lines = {line.split()[0]: line for line in out.stdout.splitlines()[1:]}
+    assert lines["optimizer"].endswith("family preset 'lbf' (q: section)")
+    assert lines["n_envs"].endswith("family preset 'lbf'")
+    assert lines["mixer"].endswith("algorithm preset 'qmix'")
+    assert lines["lr"].endswith("overrides") and lines["grad_norm_clip"].endswith("default")
+    out = _qmix("presets", "qmix", cwd=tmp_path)
+    assert out.returncode == 2 and "needs an algorithm and a task" in out.stderr
+
+
+def test_a_task_of_a_family_without_a_preset_trains(tmp_path: Path) -> None:
+    """The README's `qmix train qmix lbf env_args.key=...` (it was "unknown task 'lbf'")."""
+    pytest.importorskip("lbforaging")
+    key = "env_args.key=Foraging-5x5-2p-1f-v3"
+    args = ["total_env_steps=400", "test_episodes=2", "--run-dir", "run", "--quiet"]
+    out = _qmix("train", "qmix", "lbf", key, *args, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    config = (tmp_path / "run" / "config.yaml").read_text()
+    assert "updates_per_collect: 32" in config  # the lbf family's setting
+
+
+def test_train_writes_a_run_directory_with_tables(tmp_path: Path) -> None:
+    out = _qmix("train", "qmix", "climbing", "total_env_steps=304", "seed=2", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "steps 304/304" in out.stdout and "greedy return" in out.stdout  # 38 calls of 8
     (run_dir,) = (tmp_path / "runs").iterdir()
     assert {"config.yaml", "metrics.jsonl", "model.pt", "q_tables.json"} <= {
         p.name for p in run_dir.iterdir()

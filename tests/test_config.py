@@ -107,3 +107,70 @@ def test_config_is_frozen() -> None:
     cfg = Config()
     with pytest.raises(AttributeError):
         cfg.lr = 1.0  # type: ignore[misc]
+
+
+# -- family presets (issue 16) -------------------------------------------------------------------
+def test_a_family_named_as_the_task_trains_with_its_family_preset() -> None:
+    """`qmix train qmix lbf env_args.key=...` (the README's example) was "unknown task"."""
+    sources: dict[str, str] = {}
+    key = "Foraging-10x10-3p-3f-v3"
+    cfg = make_config("qmix", "lbf", [f"env_args.key={key}"], sources=sources)
+    assert cfg.env == "lbf" and cfg.env_args == {"key": key}
+    assert cfg.optimizer == "adam" and cfg.updates_per_collect == 32 and cfg.n_envs == 8
+    assert sources["lr"] == "family preset 'lbf' (q: section)"
+    assert sources["n_envs"] == "family preset 'lbf'"
+    assert sources["env_args.key"] == "overrides"
+
+
+def test_layers_defaults_algorithm_family_task_overrides() -> None:
+    sources: dict[str, str] = {}
+    cfg = make_config("coma", "lbf_8x8_2p_2f_coop", ["seed=4"], sources=sources)
+    assert cfg.n_envs == 8 and sources["n_envs"] == "family preset 'lbf'"  # over the algorithm
+    assert cfg.critic_lr == 0.0005 and sources["critic_lr"] == "algorithm preset 'coma'"
+    assert cfg.total_env_steps == 500_000  # the task over its family (2M)
+    assert sources["total_env_steps"] == "task preset 'lbf_8x8_2p_2f_coop'"
+    assert cfg.seed == 4 and sources["seed"] == "overrides"
+    assert "grad_norm_clip" not in sources and cfg.grad_norm_clip == 10.0  # the default
+    cfg = make_config("qmix", "lbf_8x8_2p_2f_coop", ["total_env_steps=1000", "lr=0.01"])
+    assert cfg.total_env_steps == 1000 and cfg.lr == 0.01  # overrides over everything
+
+
+def test_every_family_has_a_preset_and_every_preset_a_family() -> None:
+    from qmix.config import family_presets, task_family
+    from qmix.envs.registry import ENVS
+
+    families = {spec.family for spec in ENVS.values() if spec.family}
+    assert families == set(family_presets())
+    assert task_family("my_package.my_env:make") == "user"
+    assert task_family("two_step") == ""  # the matrix games have task presets of their own
+    for family in family_presets():
+        env = next(name for name, spec in ENVS.items() if spec.family == family)
+        for algo in algorithm_presets():  # keys in the right sections, nothing refused
+            cfg = make_config(algo, env)
+            assert cfg.env == env
+
+
+def test_a_user_environment_starts_from_the_user_family() -> None:
+    sources: dict[str, str] = {}
+    cfg = make_config("qmix", "qmix.envs.matrix:make_climbing_game", sources=sources)
+    assert cfg.env == "qmix.envs.matrix:make_climbing_game" and cfg.n_envs == 8
+    assert sources["total_env_steps"] == "family preset 'user'"
+
+
+def test_a_family_preset_may_not_set_the_algorithm(monkeypatch: pytest.MonkeyPatch) -> None:
+    import qmix.config as config
+
+    real = config.load_preset
+
+    def bad(kind: str, name: str) -> dict[str, object]:
+        data = real(kind, name)  # type: ignore[arg-type]
+        return {**data, "mixer": "vdn"} if kind == "families" else data
+
+    monkeypatch.setattr(config, "load_preset", bad)
+    with pytest.raises(ConfigError, match=r"family preset 'lbf' may not set \['mixer'\]"):
+        make_config("qmix", "lbf")
+
+
+def test_an_unknown_task_names_the_nearest_task_or_environment() -> None:
+    with pytest.raises(ConfigError, match=r"unknown task 'lbff' \(did you mean lbf"):
+        make_config("qmix", "lbff")

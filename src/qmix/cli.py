@@ -22,6 +22,7 @@ from qmix.config import (
     LEARNER_KEYS,
     ConfigError,
     algorithm_presets,
+    family_presets,
     field_doc,
     load_preset,
     make_config,
@@ -120,8 +121,17 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("task", help="task preset, registered environment, or module:factory")
     check.add_argument("env_args", nargs="*", metavar="key=value", help="environment arguments")
     check.add_argument("--num-envs", type=int, default=2, help="B for vectorised environments")
-    presets = sub.add_parser("presets", help="list algorithms, tasks and config keys")
+    presets = sub.add_parser(
+        "presets",
+        help="list algorithms, families and tasks; or show where each value of a config comes from",
+        description="Without arguments: the algorithm, family and task presets. With ALGO TASK "
+        "[key=value ...]: the resolved config, each value with the layer that set it (defaults < "
+        "algorithm < family < task < overrides).",
+    )
     presets.add_argument("--keys", action="store_true", help="also list every config key")
+    presets.add_argument(
+        "resolve", nargs="*", metavar="ALGO TASK [key=value]", help="the config to explain"
+    )
     return parser
 
 
@@ -138,6 +148,11 @@ def _presets(show_keys: bool) -> None:
     print("algorithms:")
     for name in algorithm_presets():
         print(f"  {name:14s} {load_preset('algos', name).get('description', '')}")
+    print(
+        "families (what a task of the family starts from; name one as the task with its env_args):"
+    )
+    for name in family_presets():
+        print(f"  {name:14s} {load_preset('families', name).get('description', '')}")
     print("tasks:")
     for name in task_presets():
         print(f"  {name:14s} {load_preset('tasks', name).get('description', '')}")
@@ -147,6 +162,25 @@ def _presets(show_keys: bool) -> None:
             default = f.default if not callable(f.default_factory) else f.default_factory()
             owners = "".join(f"[{k}] " for k, keys in LEARNER_KEYS.items() if name in keys)
             print(f"  {name:32s} {default!r:>10}  {owners}{field_doc(name)}")
+
+
+def _explain(items: list[str]) -> int:
+    """``qmix presets ALGO TASK [key=value ...]``: every key of the resolved config with the
+    layer that set its value."""
+    if len(items) < 2:
+        raise ConfigError("qmix presets ALGO TASK [key=value ...] needs an algorithm and a task")
+    sources: dict[str, str] = {}
+    cfg = make_config(items[0], items[1], items[2:], sources=sources)
+    print(f"{cfg.algo} on {cfg.task}: defaults < algorithm < family < task < overrides")
+    for key, value in cfg.to_dict().items():
+        if key in ("algo", "task"):
+            continue
+        origin = sources.get(key, "default")
+        if key == "env_args" and value:
+            parts = (f"{k} from {sources.get(f'env_args.{k}', origin)}" for k in value)
+            origin = ", ".join(parts)
+        print(f"  {key:32s} {value!r:24s} {origin}")
+    return 0
 
 
 def _check_env(task: str, items: list[str], num_envs: int) -> int:
@@ -388,8 +422,11 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # The working directory is not put on the import path: a module:factory must be
     # importable (installed, or PYTHONPATH=. given by the user), never picked up by surprise.
-    if args.command == "presets":
-        _presets(args.keys)
+    if args.command == "presets" and not args.resolve:
+        try:
+            _presets(args.keys)
+        except BrokenPipeError:  # `qmix presets | head`: the reader has what it wanted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error
         return 0
     if args.command == "check-env":
         return _check_env(args.task, args.env_args, args.num_envs)
@@ -400,7 +437,13 @@ def main(argv: list[str] | None = None) -> int:
     from qmix.logging import tell
     from qmix.rundir import RunInterrupted, describe_os_error
 
-    commands = {"train": _train, "eval": _eval, "plot": _plot, "summary": _summary}
+    commands = {
+        "train": _train,
+        "eval": _eval,
+        "plot": _plot,
+        "summary": _summary,
+        "presets": lambda a: _explain(a.resolve),
+    }
     try:
         return commands[args.command](args)
     except RunInterrupted as stop:  # its reader may be gone: stopping must not fail on it

@@ -1,13 +1,14 @@
 """Typed run configuration: one frozen dataclass, YAML presets, ``key=value`` overrides.
 
-Resolution order (later wins): field defaults < algorithm preset < task preset < the task
-preset's section for the learner < overrides. Task presets may tune learning settings for
-their task (the two-step preset carries the paper's settings) but may not change the
-algorithm's identity (``learner``, ``mixer``); see :data:`ALGORITHM_KEYS`. Settings only one
-learner uses (:data:`LEARNER_KEYS`) sit in a task preset's section for that learner
-(``q:``, ``coma:``); set anywhere else for a learner that does not use them, they are an
-error. Unknown keys, wrong types and out-of-range values raise :class:`ConfigError` with a
-one-line message that names the nearest valid key.
+Resolution order (later wins): field defaults < algorithm preset < family preset (the task's
+environment family: ``lbf``, ``smax``, ..., ``user`` for a ``module:factory``) < task preset <
+overrides; in a family or task preset, its section for the learner comes after its other keys.
+Family and task presets may tune learning settings (the two-step preset carries the paper's
+settings) but may not change the algorithm's identity (``learner``, ``mixer``); see
+:data:`ALGORITHM_KEYS`. Settings only one learner uses (:data:`LEARNER_KEYS`) sit in a preset's
+section for that learner (``q:``, ``coma:``); set anywhere else for a learner that does not
+use them, they are an error. Unknown keys, wrong types and out-of-range values raise
+:class:`ConfigError` with a one-line message that names the nearest valid key.
 """
 
 from __future__ import annotations
@@ -175,7 +176,7 @@ def applies(key: str, learner: str) -> bool:
 
 
 ALGORITHM_KEYS = frozenset({"learner", "mixer", "weighting"})
-"""Keys a task preset may not set: they define the algorithm, not the task."""
+"""Keys a family or task preset may not set: they define the algorithm, not the task."""
 IDENTITY_KEYS = frozenset({"algo", "task", "env", *ALGORITHM_KEYS})
 """Keys no override may set: they name what runs, and the run directory and every summary are
 filed under them, so an override would mislabel the run (issue 13)."""
@@ -302,11 +303,19 @@ def task_presets() -> list[str]:
     return _preset_names("tasks")
 
 
-def load_preset(kind: Literal["algos", "tasks"], name: str) -> dict[str, Any]:
+def family_presets() -> list[str]:
+    """Names of the shipped family presets (one per environment family, and ``user``)."""
+    return _preset_names("families")
+
+
+PresetKind = Literal["algos", "families", "tasks"]
+
+
+def load_preset(kind: PresetKind, name: str) -> dict[str, Any]:
     """Read a preset's overrides; the ``description`` entry is returned under that key."""
     names = _preset_names(kind)
     if name not in names:
-        label = "algorithm" if kind == "algos" else "task"
+        label = {"algos": "algorithm", "families": "family", "tasks": "task"}[kind]
         raise ConfigError(f"unknown {label} {name!r}{_suggest(name, names)}; see `qmix presets`")
     text = resources.files("qmix.presets").joinpath(kind, f"{name}.yaml").read_text()
     data = yaml.safe_load(text) or {}
@@ -336,7 +345,15 @@ def parse_override(item: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
-def _apply(merged: dict[str, Any], updates: dict[str, Any], source: str, learner: str) -> None:
+def _apply(
+    merged: dict[str, Any],
+    updates: dict[str, Any],
+    source: str,
+    learner: str,
+    sources: dict[str, str] | None = None,
+) -> None:
+    """Merge ``updates`` (from ``source``) into ``merged``; ``sources`` records, per key, the
+    source that set its value last."""
     for key, value in updates.items():
         head, _, sub = key.partition(".")
         if head not in FIELDS:
@@ -354,12 +371,14 @@ def _apply(merged: dict[str, Any], updates: dict[str, Any], source: str, learner
             if is_int and FIELDS[head].type in ("float", float):
                 value = float(value)
             merged[key] = value
+        if sources is not None:
+            sources[key] = source
 
 
 def _not_applicable(key: str, learner: str, source: str) -> str:
     owners = " or ".join(name for name, keys in LEARNER_KEYS.items() if key in keys)
     where = f"the {learner} learner does not use it (a setting of {owners})"
-    if source.startswith("task preset"):
+    if source.startswith(("task preset", "family preset")):
         return f"{key} in {source}: {where}; put it under the preset's {owners}: section"
     return f"{key} in {source}: {where}; remove it"
 
@@ -368,13 +387,21 @@ def make_config(
     algo: str,
     task: str,
     overrides: dict[str, Any] | list[str] | None = None,
+    *,
+    sources: dict[str, str] | None = None,
 ) -> Config:
     """Resolve presets and overrides into a validated :class:`Config`.
 
+    Layers, each over the one before: the defaults, the algorithm preset, the family preset of
+    the task's environment (``presets/families``: ``lbf``, ``smax``, ..., ``user`` for a
+    ``module:factory``), the task preset, the overrides.
+
     Args:
-        algo: algorithm preset name (``qmix``, ``vdn``, ``iql``).
-        task: task preset name, or a ``"module:factory"`` path for a user's own task.
+        algo: algorithm preset name (``qmix``, ``vdn``, ``iql``, ...).
+        task: a task preset, a registered environment (its family preset applies; its
+            arguments come as ``env_args.*`` overrides), or a ``"module:factory"`` path.
         overrides: ``{"lr": 1e-3}`` or ``["lr=1e-3", "env_args.k=-50"]``.
+        sources: filled with, per key set by a preset or override, where its value came from.
 
     Raises:
         ConfigError: unknown preset or key, wrong type, value out of range.
@@ -385,37 +412,77 @@ def make_config(
     learner = algo_preset.get("learner", "q")
     if learner not in LEARNERS:
         raise ConfigError(f"algorithm preset {algo!r}: learner must be one of {LEARNERS}")
-    _apply(merged, algo_preset, f"algorithm preset {algo!r}", learner)
-    if ":" not in task:
-        _apply_task_preset(merged, task, learner)
+    _apply(merged, algo_preset, f"algorithm preset {algo!r}", learner, sources)
+    task_preset, env = _task_preset(task)
+    family = task_family(env)
+    if family:
+        family_preset = load_preset("families", family)
+        _apply_sections(merged, family_preset, f"family preset {family!r}", learner, sources)
+    if task_preset is not None:
+        _apply_sections(merged, task_preset, f"task preset {task!r}", learner, sources)
     if isinstance(overrides, list):
         overrides = dict(parse_override(item) for item in overrides)
     _refuse_identity(algo, task, overrides or {})
-    _apply(merged, overrides or {}, "overrides", learner)
+    _apply(merged, overrides or {}, "overrides", learner, sources)
     if not merged.get("env"):
-        merged["env"] = task  # a task without a preset names its environment directly
+        merged["env"] = env  # a task without a preset names its environment directly
+        if sources is not None:
+            sources["env"] = "the task's name"
     try:
         return Config(**merged)
     except TypeError as err:  # pragma: no cover - _apply already rejects unknown keys
         raise ConfigError(str(err)) from err
 
 
-def _apply_task_preset(merged: dict[str, Any], task: str, learner: str) -> None:
-    """A task preset's keys for every learner, then its section for ``learner`` (``q:``,
-    ``coma:``): settings tuned for one learner on this task stay out of the others' way."""
-    preset = load_preset("tasks", task)
+def task_family(env: str) -> str:
+    """The family preset of environment ``env`` ("": none, as for the matrix games, whose
+    tasks all have presets)."""
+    from qmix.envs.registry import env_spec  # the registry stays unimported until needed
+
+    try:
+        return env_spec(env).family
+    except ValueError:  # pragma: no cover - _task_preset checked the name
+        return ""
+
+
+def _task_preset(task: str) -> tuple[dict[str, Any] | None, str]:
+    """The task preset of ``task`` (None: it names an environment) and its environment."""
+    from qmix.envs.registry import ENVS
+
+    if task in task_presets():
+        preset = load_preset("tasks", task)
+        return preset, str(preset.get("env", task))
+    if task in ENVS or ":" in task:
+        return None, task
+    options = [*task_presets(), *ENVS]
+    raise ConfigError(
+        f"unknown task {task!r}{_suggest(task, options)}: name a task preset, an environment "
+        "(with its env_args), or module:factory; see `qmix presets`"
+    )
+
+
+def _apply_sections(
+    merged: dict[str, Any],
+    preset: dict[str, Any],
+    label: str,
+    learner: str,
+    sources: dict[str, str] | None,
+) -> None:
+    """A family or task preset's keys for every learner, then its section for ``learner``
+    (``q:``, ``coma:``): settings tuned for one learner stay out of the others' way."""
+    preset = dict(preset)
     preset.pop("description", None)
     sections = {name: preset.pop(name) for name in LEARNERS if name in preset}
     for name, section in sections.items():
         if not isinstance(section, dict):
-            raise ConfigError(f"task preset {task!r}: its {name}: section must be a mapping")
+            raise ConfigError(f"{label}: its {name}: section must be a mapping")
     for part in (preset, *sections.values()):
         clash = ALGORITHM_KEYS & part.keys()
         if clash:
-            raise ConfigError(f"task preset {task!r} may not set {sorted(clash)}")
-    _apply(merged, preset, f"task preset {task!r}", learner)
+            raise ConfigError(f"{label} may not set {sorted(clash)}")
+    _apply(merged, preset, label, learner, sources)
     if learner in sections:
-        _apply(merged, sections[learner], f"task preset {task!r} ({learner}: section)", learner)
+        _apply(merged, sections[learner], f"{label} ({learner}: section)", learner, sources)
 
 
 def _refuse_identity(algo: str, task: str, overrides: dict[str, Any]) -> None:

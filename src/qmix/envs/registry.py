@@ -24,6 +24,7 @@ class EnvSpec:
     description: str
     vectorised: bool = False  # the factory takes num_envs and returns a VectorEnv
     extra: str = ""  # pip extra that installs its dependencies
+    family: str = ""  # the family preset (presets/families) its tasks start from; "": none
 
 
 ENVS: dict[str, EnvSpec] = {
@@ -33,19 +34,34 @@ ENVS: dict[str, EnvSpec] = {
     ),
     "climbing": EnvSpec("qmix.envs.matrix:make_climbing_game", "climbing one-step game"),
     "penalty": EnvSpec("qmix.envs.matrix:make_penalty_game", "penalty-k one-step game (k)"),
-    "lbf": EnvSpec("qmix.envs.gymnasium:make_lbf", "Level-Based Foraging (key)", extra="lbf"),
+    "lbf": EnvSpec(
+        "qmix.envs.gymnasium:make_lbf", "Level-Based Foraging (key)", extra="lbf", family="lbf"
+    ),
     "rware": EnvSpec(
-        "qmix.envs.gymnasium:make_rware", "multi-robot warehouse (key)", extra="rware"
+        "qmix.envs.gymnasium:make_rware",
+        "multi-robot warehouse (key)",
+        extra="rware",
+        family="rware",
     ),
     "gymnasium": EnvSpec(
-        "qmix.envs.gymnasium:make_gymnasium", "any multi-agent gymnasium task (key)"
+        "qmix.envs.gymnasium:make_gymnasium", "any multi-agent gymnasium task (key)", family="user"
     ),
-    "mpe": EnvSpec("qmix.envs.pettingzoo:make_mpe", "MPE via mpe2 (scenario)", extra="mpe"),
-    "smax": EnvSpec("qmix.envs.smax:make_smax", "SMAX in JAX (map_name)", True, extra="smax"),
-    "vmas": EnvSpec("qmix.envs.vmas:make_vmas", "VMAS batched torch (scenario)", True, "vmas"),
-    "smac": EnvSpec("qmix.envs.smac:make_smac", "SMAC, needs StarCraft II (map_name)"),
+    "mpe": EnvSpec(
+        "qmix.envs.pettingzoo:make_mpe", "MPE via mpe2 (scenario)", extra="mpe", family="mpe"
+    ),
+    "smax": EnvSpec(
+        "qmix.envs.smax:make_smax", "SMAX in JAX (map_name)", True, extra="smax", family="smax"
+    ),
+    "vmas": EnvSpec(
+        "qmix.envs.vmas:make_vmas", "VMAS batched torch (scenario)", True, "vmas", family="vmas"
+    ),
+    "smac": EnvSpec(
+        "qmix.envs.smac:make_smac", "SMAC, needs StarCraft II (map_name)", family="smac"
+    ),
     "smacv2": EnvSpec(
-        "qmix.envs.smac:make_smacv2", "SMACv2, needs StarCraft II (map_name, capability_config)"
+        "qmix.envs.smac:make_smacv2",
+        "SMACv2, needs StarCraft II (map_name, capability_config)",
+        family="smac",
     ),
 }
 
@@ -57,7 +73,7 @@ def env_spec(name: str) -> EnvSpec:
     if ":" not in name:
         known = ", ".join(sorted(ENVS))
         raise ValueError(f"unknown environment {name!r}: use one of {known}, or 'module:factory'")
-    return EnvSpec(name, "user environment")
+    return EnvSpec(name, "user environment", family="user")
 
 
 def resolve_factory(name: str) -> Any:
