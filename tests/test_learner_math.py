@@ -123,3 +123,21 @@ def test_td_lambda_matches_the_recursion_on_random_episodes() -> None:
             slow = _reference_td_lambda(reward, terminated, mask, next_values, 0.9, lam)
             m = mask if next_values.dim() == 2 else mask[..., None]
             assert torch.allclose(fast * m, slow * m, atol=1e-5)
+
+
+def test_a_batch_for_learning_scales_rewards_and_ends_at_time_limits() -> None:
+    from qmix.data.episode_batch import EpisodeBatch
+    from qmix.types import EnvInfo
+
+    batch = EpisodeBatch.zeros(
+        2, EnvInfo(n_agents=2, n_actions=3, obs_dim=4, state_dim=5, episode_limit=3)
+    )
+    batch.reward[:] = 1.5
+    batch.terminated[0, 1] = True
+    batch.truncated[1, 2] = True
+    assert batch.for_learning() is batch  # nothing to change: the same batch
+    seen = batch.for_learning(reward_scale=2.0, time_limit_terminal=True)
+    assert torch.equal(seen.reward, torch.full((2, 3), 3.0))
+    assert seen.terminated.tolist() == [[False, True, False], [False, False, True]]
+    assert batch.reward[0, 0] == 1.5 and not batch.terminated[1, 2]  # the original is kept
+    assert torch.equal(batch.for_learning(reward_scale=2.0).terminated, batch.terminated)

@@ -102,3 +102,33 @@ def test_same_seed_same_run(tmp_path: Path) -> None:
     assert strip == [{k: v for k, v in row.items() if k != "wall_seconds"} for row in b.metrics]
     assert a.tables == b.tables
     assert a.tables != c.tables
+
+
+# -- how the time limit and the reward scale reach the learner (issue 16) -----------------------
+@pytest.mark.parametrize(("time_limit", "value"), [("bootstrap", 2.0), ("terminal", 1.0)])
+def test_time_limit_bootstraps_or_ends_the_episode(
+    time_limit: str, value: float, tmp_path: Path
+) -> None:
+    """Reward 1 per step, every episode truncated after one step, gamma 0.5: bootstrapping
+    through the limit values a step at 1 / (1 - 0.5) = 2; a terminal limit at 1."""
+    overrides = {
+        "time_limit": time_limit,
+        "gamma": 0.5,
+        "td_lambda": 0.0,
+        "total_env_steps": 1600,
+        "test_episodes": 0,
+        "agent": "mlp",
+        "obs_last_action": False,  # else the state after the step is an input never trained
+        "lr": 0.003,
+    }
+    run = _train("iql", "tests.repeated_game:make", tmp_path, **overrides)
+    learned = [row["q_taken_mean"] for row in run.metrics if "q_taken_mean" in row][-1]
+    assert learned == pytest.approx(value, abs=0.1)
+
+
+def test_the_reward_scale_scales_what_is_learned_not_what_is_logged(tmp_path: Path) -> None:
+    run = _train("qmix", "two_step", tmp_path, reward_scale=2.0)
+    assert run.tables is not None
+    learned = np.asarray(run.tables["states"]["2B"]["q_tot"])
+    assert np.abs(learned - 2.0 * np.asarray(PAPER_QMIX["2B"])).max() < 0.6, learned
+    assert run.tables["greedy"]["return"] == 8.0 and run.test_returns[-1] == 8.0  # unscaled

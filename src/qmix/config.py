@@ -54,6 +54,14 @@ class Config:
     n_envs: int = _doc("environments stepped together (B); episodes per collection call", 1)
     env_workers: int = _doc("worker processes for the environments; 0 steps them in-process", 0)
     worker_timeout_seconds: float = _doc("a worker silent this long is reported as hung", 60.0)
+    time_limit: Literal["bootstrap", "terminal"] = _doc(
+        "an episode cut by its time limit: bootstrap from its last state (the value of going "
+        "on), or learn it as a terminal (EPyMARL, JaxMARL)",
+        "bootstrap",
+    )
+    reward_scale: float = _doc(
+        "the team reward is multiplied by this for learning (returns are logged unscaled)", 1.0
+    )
     # -- agent network ----------------------------------------------------------------------
     agent: Literal["rnn", "mlp"] = _doc("agent network: rnn (Linear-ReLU-GRU-Linear) or mlp", "rnn")
     agent_hidden_dim: int = _doc("hidden width H of the agent network", 64)
@@ -245,6 +253,8 @@ def _validate_networks(cfg: Config) -> None:
         raise ConfigError("Weighted QMIX weights the errors of a mixed Q_tot: mixer qmix or vdn")
     if cfg.qtran_opt_loss_weight < 0 or cfg.qtran_nopt_loss_weight < 0:
         raise ConfigError("qtran_opt_loss_weight and qtran_nopt_loss_weight must be >= 0")
+    if cfg.reward_scale <= 0:
+        raise ConfigError(f"reward_scale must be > 0, got {cfg.reward_scale}")
     if cfg.hypernet_layers not in (1, 2):
         raise ConfigError(f"hypernet_layers must be 1 or 2, got {cfg.hypernet_layers}")
     if cfg.lr <= 0 or cfg.critic_lr <= 0 or cfg.optim_eps <= 0 or cfg.grad_norm_clip <= 0:

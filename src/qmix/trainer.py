@@ -524,6 +524,8 @@ class _Training:
         and count them."""
         batch, stats = collected
         state = self.state
+        cfg = self.cfg
+        batch = batch.for_learning(cfg.reward_scale, cfg.time_limit == "terminal")
         if self.buffer is not None:
             self.buffer.insert(batch)
         else:

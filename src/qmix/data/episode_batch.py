@@ -14,7 +14,7 @@ Bootstrapping at ``t`` uses slot ``t + 1`` unless ``terminated[:, t]``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import torch
 
@@ -68,6 +68,17 @@ class EpisodeBatch:
         n, a = info.n_agents, info.n_actions
         slots = (t + 1) * (4 * n * info.obs_dim + 4 * info.state_dim + n * a)
         return slots + t * (8 * n + 4 + 3)
+
+    def for_learning(
+        self, reward_scale: float = 1.0, time_limit_terminal: bool = False
+    ) -> EpisodeBatch:
+        """The batch as a learner is to see it: rewards times ``reward_scale``, and with
+        ``time_limit_terminal`` every truncation also a terminal (no bootstrapping there).
+        Returns ``self`` when nothing changes."""
+        if reward_scale == 1.0 and not time_limit_terminal:
+            return self
+        terminated = self.terminated | self.truncated if time_limit_terminal else self.terminated
+        return replace(self, reward=self.reward * reward_scale, terminated=terminated)
 
     @property
     def batch_size(self) -> int:
