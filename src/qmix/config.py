@@ -39,7 +39,9 @@ def _doc(text: str, default: Any) -> Any:
 
 @dataclass(frozen=True)
 class Config:
-    """Everything a run needs. Defaults follow PyMARL's QMIX where one exists."""
+    """Everything a run needs. Defaults follow PyMARL's QMIX where one exists, except
+    ``hypernet_layers``: 1, the paper's single-layer weight hypernetworks (PyMARL's qmix.yaml
+    sets 2)."""
 
     # -- what to run ------------------------------------------------------------------------
     algo: str = _doc("algorithm preset name (informational once resolved)", "qmix")
