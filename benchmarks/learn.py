@@ -88,11 +88,22 @@ def evaluate_networks(run_dir: Path, episodes: int, metric: str) -> dict[str, fl
     return {"final": score(False), "best": score(True), "best_at": chosen["env_steps"]}
 
 
-def first_step_at(rows: list[dict], key: str, threshold: float) -> int | None:
-    for row in rows:
-        if key in row and row[key] >= threshold:
-            return int(row["env_steps"])
-    return None
+def first_row_at(rows: list[dict], key: str, threshold: float) -> dict | None:
+    """The first test row whose ``key`` reaches ``threshold``."""
+    return next((row for row in rows if key in row and row[key] >= threshold), None)
+
+
+def wall_at(rows: list[dict], row: dict) -> float:
+    """Training time when ``row`` was written: its own ``wall_seconds``, or (records written
+    before test rows had it) that of the first training row at or after its env steps."""
+    if "wall_seconds" in row:
+        return float(row["wall_seconds"])
+    later = [
+        r["wall_seconds"]
+        for r in rows
+        if "wall_seconds" in r and r["env_steps"] >= row["env_steps"]
+    ]
+    return float(later[0]) if later else float("nan")
 
 
 def main() -> None:
@@ -158,7 +169,11 @@ def main() -> None:
         f"Machine: 2 cores, no GPU; {args.jobs} seeds at a time, one torch thread each.",
         "",
         f"| seed | final {args.metric} | best | env steps | "
-        + (f"first step at >= {args.threshold} | " if args.threshold is not None else "")
+        + (
+            f"first step at >= {args.threshold} | wall time to it (s) | "
+            if args.threshold is not None
+            else ""
+        )
         + (
             f"final networks, {args.eval_episodes} episodes | best-test networks (step), "
             f"{args.eval_episodes} episodes | "
@@ -167,7 +182,7 @@ def main() -> None:
         )
         + "wall time (s) |",
         "|---|---|---|---|"
-        + ("---|" if args.threshold is not None else "")
+        + ("---|---|" if args.threshold is not None else "")
         + ("---|---|" if args.eval_episodes else "")
         + "---|",
     ]
@@ -178,8 +193,11 @@ def main() -> None:
         steps = max(row["env_steps"] for row in r["rows"])
         cells = [str(r["seed"]), f"{tests[-1]:.3f}", f"{max(tests):.3f}", f"{steps:,}"]
         if args.threshold is not None:
-            hit = first_step_at(r["rows"], args.metric, args.threshold)
-            cells.append(f"{hit:,}" if hit is not None else "not reached")
+            hit = first_row_at(r["rows"], args.metric, args.threshold)
+            if hit is None:
+                cells += ["not reached", "-"]
+            else:
+                cells += [f"{hit['env_steps']:,}", f"{wall_at(r['rows'], hit):.0f}"]
         if args.eval_episodes:
             ev = r["eval"]
             cells += [f"{ev['final']:.3f}", f"{ev['best']:.3f} ({ev['best_at']:,})"]

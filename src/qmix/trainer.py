@@ -603,6 +603,7 @@ class _Training:
             "episodes": state.episodes,
             "test_return": state.last_test_return,
             "test_length": float(np.mean(test.lengths)),
+            "wall_seconds": time.perf_counter() - self.started,  # time to a threshold
         }
         won = [i["battle_won"] for i in test.infos if "battle_won" in i]
         if won:
