@@ -461,16 +461,17 @@ def _task_preset(task: str) -> tuple[dict[str, Any] | None, str]:
     """The task preset of ``task`` (None: it names an environment) and its environment."""
     from qmix.envs.registry import ENVS
 
-    if task in task_presets():
+    try:
         preset = load_preset("tasks", task)
-        return preset, str(preset.get("env", task))
-    if task in ENVS or ":" in task:
-        return None, task
-    options = [*task_presets(), *ENVS]
-    raise ConfigError(
-        f"unknown task {task!r}{_suggest(task, options)}: name a task preset, an environment "
-        "(with its env_args), or module:factory; see `qmix presets`"
-    )
+    except ConfigError:
+        if task in ENVS or ":" in task:
+            return None, task
+        options = [*task_presets(), *(name for name in ENVS if name not in task_presets())]
+        raise ConfigError(
+            f"unknown task {task!r}{_suggest(task, options)}: name a task preset, an "
+            "environment (with its env_args), or module:factory; see `qmix presets`"
+        ) from None
+    return preset, str(preset.get("env", task))
 
 
 def _apply_sections(
