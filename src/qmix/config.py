@@ -466,7 +466,8 @@ def _task_preset(task: str) -> tuple[dict[str, Any] | None, str]:
     except ConfigError:
         if task in ENVS or ":" in task:
             return None, task
-        options = [*task_presets(), *(name for name in ENVS if name not in task_presets())]
+        tasks = task_presets()
+        options = [*tasks, *(name for name in ENVS if name not in tasks)]
         raise ConfigError(
             f"unknown task {task!r}{_suggest(task, options)}: name a task preset, an "
             "environment (with its env_args), or module:factory; see `qmix presets`"
