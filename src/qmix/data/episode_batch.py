@@ -98,6 +98,11 @@ class EpisodeBatch:
         """``[B, T]`` float: 1 for real transitions, 0 for padding. The loss mask."""
         return self.filled.float()
 
+    def slot_mask(self) -> torch.Tensor:
+        """``[B, T+1]`` bool: the real slots (``t <= T_ep``: slot 0, and the slot after every
+        real transition), where the networks need values; the rest is padding."""
+        return torch.cat([torch.ones_like(self.filled[:, :1]), self.filled], dim=1)
+
     def tensors(self) -> dict[str, torch.Tensor]:
         """Field name -> tensor."""
         return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -22,6 +22,7 @@ from qmix.learners.maths import (
     td_lambda_targets,
 )
 from qmix.networks.mixers import Mixer, mixer_inputs
+from qmix.networks.steps import on_valid_steps
 from qmix.policy.controller import AgentController
 from qmix.policy.exploration import LinearSchedule
 
@@ -174,11 +175,12 @@ class QLearner:
     def loss(self, batch: EpisodeBatch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """TD loss of a batch and tensors for diagnostics."""
         mask = batch.transition_mask()  # [B, T]
+        slots, steps = batch.slot_mask(), batch.filled  # [B, T+1], [B, T]: real, not padding
         inputs = self.controller.sequence_inputs(batch.obs, batch.actions)  # [B, T+1, N, I]
         h0 = self.agent.initial_hidden(batch.batch_size, inputs.device)  # [B, N, H]
-        q, _ = self.agent(inputs, h0)  # [B, T+1, N, A]
+        q, _ = self.agent(inputs, h0, slots)  # [B, T+1, N, A]
         with torch.no_grad():
-            target_q, _ = self.target_agent(inputs, h0)  # [B, T+1, N, A]
+            target_q, _ = self.target_agent(inputs, h0, slots)  # [B, T+1, N, A]
             next_values = greedy_target_values(
                 target_q[:, 1:],
                 batch.avail_actions[:, 1:],
@@ -187,9 +189,9 @@ class QLearner:
         chosen = chosen_action_values(q[:, :-1], batch.actions)  # [B, T, N]
         if self.mixer is not None and self.target_mixer is not None:
             mix_in = mixer_inputs(self.mixer_input, batch.obs, batch.state)  # [B, T+1, S']
-            chosen = self.mixer(chosen, mix_in[:, :-1])  # [B, T]
-            with torch.no_grad():
-                next_values = self.target_mixer(next_values, mix_in[:, 1:])  # [B, T]
+            chosen = on_valid_steps(self.mixer, steps, chosen, mix_in[:, :-1])  # [B, T]
+            with torch.no_grad():  # slot t + 1 is real where transition t is
+                next_values = on_valid_steps(self.target_mixer, steps, next_values, mix_in[:, 1:])
         targets = td_lambda_targets(
             batch.reward, batch.terminated, mask, next_values, self.gamma, self.td_lambda
         )  # [B, T] (or [B, T, N] for IQL)

@@ -24,6 +24,7 @@ from qmix.data.episode_batch import EpisodeBatch
 from qmix.learners.maths import masked_td_loss, td_lambda_targets
 from qmix.learners.q import QLearner, chosen_action_values, greedy_target_values
 from qmix.networks.mixers import QTranJoint, mixer_inputs
+from qmix.networks.steps import on_valid_steps
 from qmix.policy.controller import AgentController
 
 
@@ -86,28 +87,29 @@ class QTranLearner(QLearner):
     def loss(self, batch: EpisodeBatch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """``L_td`` of ``Q_jt`` plus the weighted optimality and non-optimality losses."""
         mask = batch.transition_mask()  # [B, T]
+        slots, steps = batch.slot_mask(), batch.filled  # [B, T+1], [B, T]: real, not padding
         avail = batch.avail_actions  # [B, T+1, N, A]
         inputs = self.controller.sequence_inputs(batch.obs, batch.actions)  # [B, T+1, N, I]
         h0 = self.agent.initial_hidden(batch.batch_size, inputs.device)  # [B, N, H]
-        features, _ = self.agent.features(inputs, h0)  # [B, T+1, N, F]
+        features, _ = self.agent.features(inputs, h0, slots)  # [B, T+1, N, F]
         q = self.agent.head(features)  # [B, T+1, N, A]
         mix_in = mixer_inputs(self.mixer_input, batch.obs, batch.state)  # [B, T+1, S']
         greedy = q.detach().masked_fill(~avail, float("-inf")).argmax(dim=-1)  # [B, T+1, N]
         with torch.no_grad():
-            target_features, _ = self.target_agent.features(inputs, h0)
+            target_features, _ = self.target_agent.features(inputs, h0, slots)
             if self.double_q:
                 target_greedy = greedy
             else:
                 target_q = self.target_agent.head(target_features)
                 target_greedy = target_q.masked_fill(~avail, float("-inf")).argmax(dim=-1)
-            next_joint, _ = self.target_joint(
-                target_features[:, 1:], target_greedy[:, 1:], mix_in[:, 1:]
-            )  # [B, T]
+            next_in = target_features[:, 1:], target_greedy[:, 1:], mix_in[:, 1:]
+            next_joint, _ = on_valid_steps(self.target_joint, steps, *next_in)  # [B, T]
             targets = td_lambda_targets(
                 batch.reward, batch.terminated, mask, next_joint, self.gamma, self.td_lambda
             )  # [B, T]
-        joint_taken, v = self.joint(features[:, :-1], batch.actions, mix_in[:, :-1])  # [B, T]
-        joint_greedy, _ = self.joint(features[:, :-1], greedy[:, :-1], mix_in[:, :-1])
+        f_now, s_now = features[:, :-1], mix_in[:, :-1]  # [B, T, N, F], [B, T, S']
+        joint_taken, v = on_valid_steps(self.joint, steps, f_now, batch.actions, s_now)  # [B, T]
+        joint_greedy, _ = on_valid_steps(self.joint, steps, f_now, greedy[:, :-1], s_now)
         q_sum_taken = chosen_action_values(q[:, :-1], batch.actions).sum(dim=-1)  # [B, T]
         q_sum_greedy = greedy_target_values(q[:, :-1], avail[:, :-1]).sum(dim=-1)  # [B, T]
         td_loss = masked_td_loss(joint_taken, targets, mask)

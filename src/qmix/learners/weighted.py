@@ -29,6 +29,7 @@ from qmix.learners.maths import masked_mean, masked_td_loss, td_lambda_targets
 from qmix.learners.q import QLearner, chosen_action_values, greedy_target_values
 from qmix.networks.agents import AgentNetwork
 from qmix.networks.mixers import Mixer, mixer_inputs
+from qmix.networks.steps import on_valid_steps
 from qmix.policy.controller import AgentController
 
 Weighting = Literal["ow", "cw"]
@@ -97,22 +98,24 @@ class WeightedQLearner(QLearner):
         """Weighted ``Q_tot`` loss plus the central ``Q*`` loss, towards one target."""
         assert self.mixer is not None
         mask = batch.transition_mask()  # [B, T]
+        slots, steps = batch.slot_mask(), batch.filled  # [B, T+1], [B, T]: real, not padding
         avail = batch.avail_actions  # [B, T+1, N, A]
         inputs = self.controller.sequence_inputs(batch.obs, batch.actions)  # [B, T+1, N, I]
         b, device = batch.batch_size, inputs.device
-        q, _ = self.agent(inputs, self.agent.initial_hidden(b, device))  # [B, T+1, N, A]
+        h0 = self.agent.initial_hidden(b, device)  # [B, N, H]
+        q, _ = self.agent(inputs, h0, slots)  # [B, T+1, N, A]
         h_central = self.central_agent.initial_hidden(b, device)  # [B, N, H*]
-        central_q, _ = self.central_agent(inputs, h_central)  # [B, T+1, N, A]
+        central_q, _ = self.central_agent(inputs, h_central, slots)  # [B, T+1, N, A]
         mix_in = mixer_inputs(self.mixer_input, batch.obs, batch.state)  # [B, T+1, S']
         with torch.no_grad():
             if self.double_q:  # the greedy joint action of the online agents (their code)
                 chooser = q.detach()
             else:  # ... or of the target agents (the paper's formula)
-                chooser, _ = self.target_agent(inputs, self.agent.initial_hidden(b, device))
+                chooser, _ = self.target_agent(inputs, h0, slots)
             greedy = chooser.masked_fill(~avail, float("-inf")).argmax(dim=-1)  # [B, T+1, N]
-            central_target_q, _ = self.target_central_agent(inputs, h_central)
+            central_target_q, _ = self.target_central_agent(inputs, h_central, slots)
             at_greedy = greedy_target_values(central_target_q, avail, chooser)  # [B, T+1, N]
-            q_star_greedy = self.target_central_mixer(at_greedy, mix_in)  # [B, T+1]
+            q_star_greedy = on_valid_steps(self.target_central_mixer, slots, at_greedy, mix_in)
             targets = td_lambda_targets(
                 batch.reward,
                 batch.terminated,
@@ -121,9 +124,14 @@ class WeightedQLearner(QLearner):
                 self.gamma,
                 self.td_lambda,
             )  # [B, T]
-        chosen = self.mixer(chosen_action_values(q[:, :-1], batch.actions), mix_in[:, :-1])
-        central_chosen = self.central_mixer(
-            chosen_action_values(central_q[:, :-1], batch.actions), mix_in[:, :-1]
+        chosen = on_valid_steps(
+            self.mixer, steps, chosen_action_values(q[:, :-1], batch.actions), mix_in[:, :-1]
+        )  # [B, T]
+        central_chosen = on_valid_steps(
+            self.central_mixer,
+            steps,
+            chosen_action_values(central_q[:, :-1], batch.actions),
+            mix_in[:, :-1],
         )  # [B, T]
         weights = wqmix_weights(
             self.weighting,
