@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from qmix import make_config, train
+from qmix.config import parse_override
 from qmix.envs.matrix import TabularGame
 from qmix.envs.registry import make_env
 
@@ -64,10 +65,12 @@ class Outcome:
     seconds: float
 
 
-def run_one(algo: str, game: str, seed: int) -> Outcome:
-    """Train ``algo`` on ``game`` with ``seed`` in a fresh directory; what it learned."""
+def run_one(algo: str, game: str, seed: int, extra: tuple[str, ...] = ()) -> Outcome:
+    """Train ``algo`` on ``game`` with ``seed`` (and ``KEY=VALUE`` overrides ``extra``) in a
+    fresh directory; what it learned."""
     _, task, env_args = GAMES[game]
-    overrides: dict[str, Any] = {"seed": seed}
+    overrides: dict[str, Any] = dict(parse_override(item) for item in extra)
+    overrides["seed"] = seed
     if env_args:
         overrides["env_args"] = env_args
     start = time.perf_counter()
@@ -151,18 +154,21 @@ def main() -> None:
     parser.add_argument("--algos", default=",".join(ALGOS))
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time")
     parser.add_argument("--out", type=Path, default=None, help="also write the tables here")
+    parser.add_argument(
+        "--set", nargs="*", default=[], metavar="KEY=VALUE", help="overrides for every run"
+    )
     args = parser.parse_args()
     games, algos = args.games.split(","), args.algos.split(",")
     unknown = [g for g in games if g not in GAMES]
     if unknown:
         parser.error(f"unknown games {unknown}: choose from {', '.join(GAMES)}")
-    jobs = [(a, g, s) for g in games for a in algos for s in range(args.seeds)]
+    jobs = [(a, g, s, tuple(args.set)) for g in games for a in algos for s in range(args.seeds)]
     start = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         results = list(pool.map(run_one, *zip(*jobs, strict=True)))
     wall = time.perf_counter() - start
     by_game: dict[str, dict[str, list[Outcome]]] = {g: {a: [] for a in algos} for g in games}
-    for (algo, game, _), outcome in zip(jobs, results, strict=True):
+    for (algo, game, _, _), outcome in zip(jobs, results, strict=True):
         by_game[game][algo].append(outcome)
     sections = []
     for game in games:
@@ -170,6 +176,7 @@ def main() -> None:
     command = (
         f".venv/bin/python benchmarks/matrix_games.py --seeds {args.seeds} --jobs {args.jobs} "
         f"--games {args.games} --algos {args.algos}"
+        + (f" --set {' '.join(args.set)}" if args.set else "")
     )
     footer = f"{len(jobs)} runs in {wall / 60:.1f} min on {args.jobs} processes (`{command}`)."
     text = "\n\n".join([*sections, footer]) + "\n"
