@@ -1,0 +1,77 @@
+"""Milliseconds per learner update on batches with and without padding.
+
+Run (from the repository root)::
+
+    .venv/bin/python benchmarks/update_cost.py [--algos qmix,cw_qmix,qplex,qtran]
+        [--task lbf_8x8_2p_2f_coop] [--agent mlp] [--repeats 5]
+
+A replay batch is padded to its longest episode. Late in an LBF run most episodes end long
+before the 50-step limit, but a batch of 32 still holds one that ran to it. This times one
+update on two batches of 32 episodes padded to 50 steps: every episode 50 steps long (no
+padding), and one 50-step episode with 31 of ``--short`` steps (mostly padding). Random
+observations; the cost does not depend on them. One torch thread; the median of ``--repeats``
+timings of ``--updates`` updates each, both batches timed in turn.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from qmix.config import make_config
+from qmix.data.episode_batch import EpisodeBatch
+from qmix.envs import make_env
+from qmix.learners import build_learner
+
+
+def batch_of(info: object, lengths: torch.Tensor, limit: int, seed: int = 0) -> EpisodeBatch:
+    """Episodes of the given lengths, padded to ``limit`` steps, random observations."""
+    g = torch.Generator().manual_seed(seed)
+    batch = EpisodeBatch.zeros(len(lengths), info, limit)  # type: ignore[arg-type]
+    batch.obs.normal_(generator=g)
+    batch.state.normal_(generator=g)
+    batch.avail_actions.fill_(True)
+    batch.filled.copy_(torch.arange(limit) < lengths[:, None])
+    return batch
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--algos", default="qmix,cw_qmix,qplex,qtran")
+    parser.add_argument("--task", default="lbf_8x8_2p_2f_coop")
+    parser.add_argument("--agent", default=None, help="mlp or rnn (default: the preset's)")
+    parser.add_argument("--short", type=int, default=20, help="length of the short episodes")
+    parser.add_argument("--updates", type=int, default=30)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    print("| algorithm | agent | all 50 steps (ms) | one 50 + 31 short (ms) | ratio |")
+    print("|---|---|---|---|---|")
+    for algo in args.algos.split(","):
+        overrides = {"agent": args.agent} if args.agent else {}
+        cfg = make_config(algo, args.task, overrides)
+        info = make_env(cfg.env, cfg.env_args).env_info()
+        learner = build_learner(cfg, info)
+        limit = info.episode_limit
+        full = batch_of(info, torch.full((32,), limit), limit)
+        short = torch.full((32,), args.short)
+        short[0] = limit
+        padded = batch_of(info, short, limit)
+        times: dict[str, list[float]] = {"full": [], "padded": []}
+        for _ in range(3):
+            learner.train(full)
+        for _ in range(args.repeats):
+            for name, batch in (("full", full), ("padded", padded)):
+                start = time.perf_counter()
+                for _ in range(args.updates):
+                    learner.train(batch)
+                times[name].append((time.perf_counter() - start) / args.updates * 1e3)
+        f, p = float(np.median(times["full"])), float(np.median(times["padded"]))
+        print(f"| {algo} | {cfg.agent} | {f:.2f} | {p:.2f} | {p / f:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
