@@ -38,6 +38,38 @@ def batch_of(info: object, lengths: torch.Tensor, limit: int, seed: int = 0) -> 
     return batch
 
 
+def gru_packing(repeats: int) -> None:
+    """Forward and backward of a GRU over 96 sequences of 60 steps, padded against packed
+    (``pack_padded_sequence``; lengths 10-60, one of 60): why recurrent agents keep the
+    padding."""
+    from torch import nn
+    from torch.nn.utils.rnn import pack_padded_sequence
+
+    g = torch.Generator().manual_seed(0)
+    b, t, h = 96, 60, 64
+    rnn = nn.GRU(h, h, batch_first=True)
+    x = torch.randn(b, t, h, generator=g)
+    lengths = torch.randint(10, t + 1, (b,), generator=g)
+    lengths[0] = t
+
+    def padded() -> None:
+        rnn(x, torch.zeros(1, b, h))[0].sum().backward()
+
+    def packed() -> None:
+        seq = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        rnn(seq, torch.zeros(1, b, h))[0].data.sum().backward()
+
+    for name, fn in (("padded", padded), ("packed", packed)):
+        fn()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            for _ in range(10):
+                fn()
+            times.append((time.perf_counter() - start) / 10 * 1e3)
+        print(f"GRU {name}: {np.median(times):.1f} ms (mean length {lengths.float().mean():.0f})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--algos", default="qmix,cw_qmix,qplex,qtran")
@@ -71,6 +103,7 @@ def main() -> None:
                 times[name].append((time.perf_counter() - start) / args.updates * 1e3)
         f, p = float(np.median(times["full"])), float(np.median(times["padded"]))
         print(f"| {algo} | {cfg.agent} | {f:.2f} | {p:.2f} | {p / f:.2f} |", flush=True)
+    gru_packing(args.repeats)
 
 
 if __name__ == "__main__":

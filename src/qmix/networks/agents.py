@@ -118,7 +118,8 @@ class AgentNetwork(nn.Module):
             valid: ``[B, T]`` bool, the real steps of a padded batch (learners): ``q`` is 0
                 elsewhere, and a feed-forward agent computes the real steps only
                 (:func:`~qmix.networks.steps.on_valid_steps`). A recurrent agent runs the whole
-                sequence all the same: a packed GRU is slower on a CPU (measured).
+                sequence all the same: a packed GRU costs twice as much on a CPU
+                (benchmarks/recorded/update_cost.md).
 
         Returns:
             ``q [B, T, N, A]`` and the hidden state after the last step ``[B, N, H]``.
