@@ -151,7 +151,9 @@ def main() -> None:
         parser.error(f"unknown tasks {unknown}: choose from {', '.join(TASKS)}")
     args.out = args.out.resolve()
     args.out.mkdir(parents=True, exist_ok=True)
-    sources = {rev: worktree(rev, args.out) for rev in args.rev} or {"working tree": ROOT}
+    checkouts = {rev: worktree(rev, args.out) for rev in args.rev}
+    sources = {f"{rev} ({path.name[4:]})": path for rev, path in checkouts.items()}
+    sources = sources or {"working tree": ROOT}
     jobs = [(task, seed, rev) for task in tasks for seed in args.seeds for rev in sources]
 
     def one(job: tuple[str, int, str]) -> list[dict[str, Any]]:
