@@ -159,7 +159,7 @@ def main() -> None:
     def one(job: tuple[str, int, str]) -> list[dict[str, Any]]:
         task, seed, rev = job
         tag = sources[rev].name if args.rev else "working-tree"
-        run_dir = args.out / tag / f"{task}_seed{seed}"
+        run_dir = args.out / "runs" / tag / f"{task}_seed{seed}"  # beside the checkouts
         return run(sources[rev], TASKS[task], seed, args.set, run_dir, args.resume)
 
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
