@@ -109,6 +109,25 @@ STUDIES = {
         references="the greedy return is the fraction of the food's value collected; "
         "1 is every food",
     ),
+    "smax_speed": Study(
+        question="Can QMIX on SMAX 3m hold a test win rate of 0.9 from 1M env steps or earlier, "
+        "in half the preset's wall time? Fewer, larger updates (PyMARL2's batch of 128) cost "
+        "less per env step; do they learn as well per step?",
+        algo="qmix",
+        task="smax_3m",
+        overrides=("total_env_steps=1000000",),
+        variants={
+            "preset": (),
+            "batch_128_updates_4": ("batch_size_episodes=128", "updates_per_collect=4"),
+            "batch_128_updates_4_lr_1e-3": (
+                "batch_size_episodes=128",
+                "updates_per_collect=4",
+                "lr=0.001",
+            ),
+            "batch_64_updates_8": ("batch_size_episodes=64", "updates_per_collect=8"),
+        },
+        references="a win rate is the fraction of the 128 greedy test battles won",
+    ),
 }
 
 
