@@ -166,7 +166,8 @@ def main() -> None:
         ),
         "```",
         "",
-        f"Machine: 2 cores, no GPU; {args.jobs} seeds at a time, one torch thread each.",
+        f"Machine: 2 cores, no GPU; {args.jobs} seed{'s' if args.jobs != 1 else ''} at a time, "
+        "one torch thread each.",
         "",
         f"| seed | final {args.metric} | best | env steps | "
         + (
