@@ -280,6 +280,21 @@ def test_load_runs_reads_config_and_rows(tmp_path: Path) -> None:
         load_runs([run_dir], split_by=["no_such_key"])
 
 
+def test_until_compares_a_longer_run_at_a_common_budget(tmp_path: Path) -> None:
+    long = write_run(tmp_path, "qmix", "toy", 0, [(10, 0.2), (20, 0.4), (30, 0.9)])
+    (run,) = load_runs([long], until=20)
+    assert max(r["env_steps"] for r in run.rows) == 20
+    table = summary_table(load_runs([long], until=20))
+    assert "| toy | qmix | 1 | 0.400 |" in table  # final = the last test at or before step 20
+    cli = subprocess.run(
+        [sys.executable, "-m", "qmix", "summary", str(long), "--until", "10"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "| toy | qmix | 1 | 0.200 |" in cli.stdout
+
+
 def test_load_runs_rejects_the_same_seed_twice(tmp_path: Path) -> None:
     write_run(tmp_path, "qmix", "toy", 0, [(10, 1.0)], name="first")
     write_run(tmp_path, "qmix", "toy", 0, [(10, 1.0)], name="second")

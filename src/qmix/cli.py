@@ -113,6 +113,13 @@ def _parser() -> argparse.ArgumentParser:
             metavar="KEY",
             help="split by config keys (of config.yaml, or of a record's .md)",
         )
+        compare.add_argument(
+            "--until",
+            type=int,
+            default=None,
+            metavar="ENV_STEPS",
+            help="only the evaluations up to this many env steps (compare at a common budget)",
+        )
     check = sub.add_parser(
         "check-env",
         help="check that an environment honours the MultiAgentEnv / VectorEnv contract",
@@ -404,7 +411,7 @@ def _eval(args: argparse.Namespace) -> int:
 def _plot(args: argparse.Namespace) -> int:
     from qmix.compare import load_runs, plot_comparison
 
-    runs = load_runs([Path(p) for p in args.run_dirs], split_by=args.by)
+    runs = load_runs([Path(p) for p in args.run_dirs], split_by=args.by, until=args.until)
     print(f"plot: {plot_comparison(runs, Path(args.output), metric=args.metric)}")
     return 0
 
@@ -412,7 +419,7 @@ def _plot(args: argparse.Namespace) -> int:
 def _summary(args: argparse.Namespace) -> int:
     from qmix.compare import load_runs, summary_table
 
-    runs = load_runs([Path(p) for p in args.run_dirs], split_by=args.by)
+    runs = load_runs([Path(p) for p in args.run_dirs], split_by=args.by, until=args.until)
     print(summary_table(runs, metric=args.metric), end="")
     return 0
 

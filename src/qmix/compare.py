@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -357,7 +357,9 @@ def load_record(path: Path, split_by: Sequence[str] = ()) -> list[RunRecord]:
     ]
 
 
-def load_runs(paths: Sequence[Path], split_by: Sequence[str] = ()) -> list[RunRecord]:
+def load_runs(
+    paths: Sequence[Path], split_by: Sequence[str] = (), until: int | None = None
+) -> list[RunRecord]:
     """Read every run directory and record named by ``paths``.
 
     A path ending in ``.json`` is a record of ``benchmarks/learn.py`` (:func:`load_record`, one
@@ -368,6 +370,9 @@ def load_runs(paths: Sequence[Path], split_by: Sequence[str] = ()) -> list[RunRe
         paths: run directories, directories that contain run directories, and/or records
             (``benchmarks/recorded/NAME.json``).
         split_by: config keys that split a (task, algorithm) group further (see :func:`load_run`).
+        until: keep only the rows at or before this many env steps, to compare runs at a
+            common budget (a longer run's first part is the run it would have been: nothing
+            in training depends on the budget).
 
     Returns:
         One record per run directory and per seed of each record.
@@ -402,6 +407,8 @@ def load_runs(paths: Sequence[Path], split_by: Sequence[str] = ()) -> list[RunRe
                 f"{run.seed}: pass only one of them"
             )
         seen[key] = run.run_dir
+    if until is not None:
+        runs = [replace(r, rows=tuple(x for x in r.rows if x["env_steps"] <= until)) for r in runs]
     return runs
 
 
