@@ -131,9 +131,12 @@ def load_networks(modules: dict[str, nn.Module], saved: dict[str, Any]) -> None:
 def make_optimiser(
     params: list[nn.Parameter], kind: str, lr: float, alpha: float, eps: float
 ) -> torch.optim.Optimizer:
-    """``rmsprop`` (PyMARL: alpha 0.99, eps 1e-5) or ``adam`` over ``params``."""
+    """``rmsprop`` (PyMARL: alpha 0.99, eps 1e-5) or ``adam`` over ``params``.
+
+    Adam runs torch's fused kernel (CPU and CUDA): the same updates as the ``foreach`` one, at
+    a fraction of its per-call cost on our small networks; torch has no fused RMSprop."""
     if kind == "rmsprop":
         return torch.optim.RMSprop(params, lr=lr, alpha=alpha, eps=eps, foreach=True)
     if kind == "adam":
-        return torch.optim.Adam(params, lr=lr, eps=eps, foreach=True)
+        return torch.optim.Adam(params, lr=lr, eps=eps, fused=True)
     raise ValueError(f"unknown optimizer {kind!r}: use rmsprop or adam")
