@@ -109,6 +109,22 @@ STUDIES = {
         references="the greedy return is the fraction of the food's value collected; "
         "1 is every food",
     ),
+    "demo_combo": Study(
+        question="demo_speed found faster soft targets (tau 0.05), a longer TD(lambda) (0.8) and "
+        "a larger learning rate (1e-3) each reach a test return of 0.95 in fewer env steps; "
+        "do they add up?",
+        algo="qmix",
+        task="lbf_8x8_2p_2f_coop",
+        overrides=("total_env_steps=400000",),
+        variants={
+            "tau_0.05": ("target_tau=0.05",),
+            "tau_0.05_lr_1e-3": ("target_tau=0.05", "lr=0.001"),
+            "tau_0.05_lambda_0.8": ("target_tau=0.05", "td_lambda=0.8"),
+            "all_three": ("target_tau=0.05", "td_lambda=0.8", "lr=0.001"),
+        },
+        references="the greedy return is the fraction of the food's value collected; "
+        "1 is every food",
+    ),
     "smax_speed": Study(
         question="Can QMIX on SMAX 3m hold a test win rate of 0.9 from 1M env steps or earlier, "
         "in half the preset's wall time? Fewer, larger updates (PyMARL2's batch of 128) cost "
