@@ -125,6 +125,47 @@ STUDIES = {
         references="the greedy return is the fraction of the food's value collected; "
         "1 is every food",
     ),
+    # -- family presets on tasks they were not tuned on (issue 16): the task named by the
+    # family ("qmix train qmix lbf env_args.key=..."), one variant per task of the family
+    "lbf_family": Study(
+        question="Does the LBF family preset (GRU agents) learn LBF tasks it was not tuned on: "
+        "partial sight (-2s) and a larger field with three players and three foods?",
+        algo="qmix",
+        task="lbf",
+        overrides=("total_env_steps=1000000",),
+        variants={
+            "8x8-2p-2f-coop": ("env_args.key=Foraging-8x8-2p-2f-coop-v3",),
+            "2s-8x8-2p-2f-coop": ("env_args.key=Foraging-2s-8x8-2p-2f-coop-v3",),
+            "10x10-3p-3f": ("env_args.key=Foraging-10x10-3p-3f-v3",),
+        },
+        references="the greedy return is the fraction of the food's value collected",
+    ),
+    "mpe_family": Study(
+        question="Does the MPE family preset learn the cooperative MPE scenarios it was not "
+        "tuned on?",
+        algo="qmix",
+        task="mpe",
+        overrides=("total_env_steps=500000",),
+        variants={
+            "simple_spread": ("env_args.scenario=simple_spread_v3",),
+            "simple_reference": ("env_args.scenario=simple_reference_v3",),
+            "simple_speaker_listener": ("env_args.scenario=simple_speaker_listener_v4",),
+        },
+        references="returns are the team's summed rewards (`benchmarks/reference_policies.py`"
+        " gives random and still policies per scenario)",
+    ),
+    "smax_family": Study(
+        question="Does the SMAX family preset learn a map it was not tuned on (2s3z: two "
+        "unit types)?",
+        algo="qmix",
+        task="smax",
+        overrides=("total_env_steps=1000000",),
+        variants={
+            "3m": ("env_args.map_name=3m",),
+            "2s3z": ("env_args.map_name=2s3z",),
+        },
+        references="a win rate is the fraction of the greedy test battles won",
+    ),
     "smax_speed": Study(
         question="Can QMIX on SMAX 3m hold a test win rate of 0.9 from 1M env steps or earlier, "
         "in half the preset's wall time? Fewer, larger updates (PyMARL2's batch of 128) cost "
