@@ -3,6 +3,7 @@ loading and evaluation, several seeds."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
@@ -59,18 +60,29 @@ def _differing(
     ]
 
 
+# runs of an algorithm with overrides of their own: (algorithm, overrides)
+VARIANTS = {"qmix_per_env_step": ("qmix", ["updates_per_env_step=0.7"])}
+
+
+def _variant(name: str) -> tuple[str, list[str]]:
+    return VARIANTS.get(name, (name, []))
+
+
 @pytest.fixture(scope="module")
 def references(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
-    """Uninterrupted runs of SMALL by algorithm, to compare stopped and resumed runs with."""
+    """Uninterrupted runs of SMALL by algorithm (or variant), to compare stopped and resumed
+    runs with."""
     made: dict[str, Path] = {}
 
-    def reference(algo: str) -> Path:
-        if algo not in made:
-            run_dir = tmp_path_factory.mktemp(f"reference_{algo}") / "run"
+    def reference(name: str) -> Path:
+        if name not in made:
+            run_dir = tmp_path_factory.mktemp(f"reference_{name}") / "run"
             torch.set_num_threads(1)
-            train(qmix.make_config(algo, "two_step", SMALL), run_dir=run_dir, progress=False)
-            made[algo] = run_dir
-        return made[algo]
+            algo, extra = _variant(name)
+            cfg = qmix.make_config(algo, "two_step", SMALL + extra)
+            train(cfg, run_dir=run_dir, progress=False)
+            made[name] = run_dir
+        return made[name]
 
     return reference
 
@@ -93,13 +105,15 @@ SIGNALS = [signal.SIGKILL, signal.SIGINT, signal.SIGTERM]
 
 
 # every signal for an off-policy and an on-policy learner; SIGKILL (at a checkpoint write, the
-# hardest case) for each variant of the Q learner with networks of its own
+# hardest case) for each variant of the Q learner with networks of its own, and for updates per
+# env step (a fraction of an update owed across the stop)
 @pytest.mark.parametrize(
     ("algo", "signum"),
     [
         *[("qmix", s) for s in SIGNALS],
         *[("coma", s) for s in SIGNALS],
         *[(algo, signal.SIGKILL) for algo in ("ow_qmix", "cw_qmix", "qtran", "qplex")],
+        ("qmix_per_env_step", signal.SIGKILL),
     ],
 )
 def test_a_run_stopped_by_a_signal_at_a_random_moment_resumes_exactly(
@@ -111,8 +125,9 @@ def test_a_run_stopped_by_a_signal_at_a_random_moment_resumes_exactly(
     reference = references(algo)
     killed = tmp_path / "killed"
     delay = random.Random(signum * 7919 + int(time.time())).uniform(0.0, 1.5)
+    name, extra = _variant(algo)
     proc = _start(
-        "train", algo, "two_step", *SMALL, "--run-dir", str(killed), "--quiet", cwd=tmp_path
+        "train", name, "two_step", *SMALL, *extra, "--run-dir", str(killed), "--quiet", cwd=tmp_path
     )
     deadline = time.monotonic() + 120
     while not (killed / "config.yaml").exists():
@@ -362,3 +377,25 @@ def test_the_budget_always_ends_with_a_final_test_and_checkpoint(
     assert last >= budget and loop["env_steps"] == last
     assert any("test_return" in r and r["env_steps"] == last for r in run.metrics)
     assert any("train_return" in r and r["env_steps"] == last for r in run.metrics)
+
+
+def test_updates_per_env_step_makes_updates_in_proportion_to_the_steps(tmp_path: Path) -> None:
+    """Between two log rows (once learning has started) the updates made are the rate times the
+    env steps collected, the fraction carried over: never more than one apart."""
+    overrides = ["total_env_steps=3000", "updates_per_env_step=0.3", "log_interval_env_steps=100"]
+    run = train(qmix.make_config("qmix", "two_step", overrides), run_dir=tmp_path, progress=False)
+    rows = [row for row in run.metrics if "updates" in row and row["updates"] > 0]
+    assert len(rows) > 20
+    made = 0.0
+    for before, after in itertools.pairwise(rows):
+        made += 0.3 * (after["env_steps"] - before["env_steps"])
+        assert abs((after["updates"] - rows[0]["updates"]) - made) <= 1.0
+
+
+def test_updates_per_env_step_and_per_collect_are_not_both_set() -> None:
+    with pytest.raises(qmix.ConfigError, match="not both"):
+        qmix.make_config("qmix", "two_step", ["updates_per_env_step=0.5", "updates_per_collect=2"])
+    with pytest.raises(qmix.ConfigError, match=">= 0"):
+        qmix.make_config("qmix", "two_step", ["updates_per_env_step=-0.5"])
+    with pytest.raises(qmix.ConfigError, match="does not use it"):
+        qmix.make_config("coma", "two_step", ["updates_per_env_step=0.5"])

@@ -107,6 +107,13 @@ class Config:
     batch_size_episodes: int = _doc("episodes per training batch", 32)
     buffer_capacity_episodes: int = _doc("replay capacity in episodes", 5000)
     updates_per_collect: int = _doc("gradient updates after each collection call", 1)
+    updates_per_env_step: float = _doc(
+        "if > 0: gradient updates per env step collected, in place of updates_per_collect "
+        "(whole updates after each collection call, the fraction carried over), so an update "
+        "costs the same share of every env step however long the episodes; 0: "
+        "updates_per_collect per call (PyMARL)",
+        0.0,
+    )
     target_update: Literal["hard", "soft"] = _doc(
         "hard copy every K episodes, or soft (tau)", "hard"
     )
@@ -159,6 +166,7 @@ LEARNER_KEYS: dict[str, frozenset[str]] = {
             "batch_size_episodes",
             "buffer_capacity_episodes",
             "updates_per_collect",
+            "updates_per_env_step",
             "target_update",
             "target_update_interval_episodes",
             "target_tau",
@@ -255,6 +263,8 @@ def _validate_networks(cfg: Config) -> None:
         raise ConfigError("Weighted QMIX weights the errors of a mixed Q_tot: mixer qmix or vdn")
     if cfg.qtran_opt_loss_weight < 0 or cfg.qtran_nopt_loss_weight < 0:
         raise ConfigError("qtran_opt_loss_weight and qtran_nopt_loss_weight must be >= 0")
+    if cfg.updates_per_env_step < 0:
+        raise ConfigError(f"updates_per_env_step must be >= 0, got {cfg.updates_per_env_step}")
     if cfg.reward_scale <= 0:
         raise ConfigError(f"reward_scale must be > 0, got {cfg.reward_scale}")
     if cfg.hypernet_layers not in (1, 2):
@@ -435,6 +445,11 @@ def make_config(
     if isinstance(overrides, list):
         overrides = dict(parse_override(item) for item in overrides)
     _refuse_identity(algo, task, overrides or {})
+    if {"updates_per_collect", "updates_per_env_step"} <= set(overrides or {}):
+        raise ConfigError(
+            "set updates_per_collect (per collection call) or updates_per_env_step (per env "
+            "step), not both: with updates_per_env_step > 0 it replaces updates_per_collect"
+        )
     _apply(merged, overrides or {}, "overrides", learner, sources)
     if not merged.get("env"):
         merged["env"] = env  # a task without a preset names its environment directly

@@ -119,6 +119,7 @@ class LoopState:
     last_win_rate: float | None = None
     best_test_score: float | None = None  # win rate where the task reports wins, else return
     best_test_env_steps: int = 0
+    update_credit: float = 0.0  # updates owed by updates_per_env_step, not yet made
 
 
 @contextlib.contextmanager
@@ -528,6 +529,7 @@ class _Training:
         batch = batch.for_learning(cfg.reward_scale, cfg.time_limit == "terminal")
         if self.buffer is not None:
             self.buffer.insert(batch)
+            state.update_credit += cfg.updates_per_env_step * stats.env_steps
         else:
             self.fresh = batch
         state.env_steps += stats.env_steps
@@ -547,18 +549,24 @@ class _Training:
 
     # -- sample and learn; targets -------------------------------------------------------
     def learn(self) -> None:
-        """Off-policy: ``updates_per_collect`` updates on replay samples (once the buffer can
-        give them). On-policy: one update on the episodes just played, which are then dropped
-        (never reused)."""
-        cfg = self.cfg
+        """Off-policy: ``updates_per_collect`` updates on replay samples, or as many as
+        ``updates_per_env_step`` owes for the steps collected (once the buffer can give
+        samples: steps before that are owed nothing). On-policy: one update on the episodes
+        just played, which are then dropped (never reused)."""
+        cfg, state = self.cfg, self.state
         if self.buffer is None:
             batch, self.fresh = self.fresh, None
             if batch is not None:
                 self._update(batch.to(cfg.device))
             return
         if not self.buffer.can_sample(cfg.batch_size_episodes):
+            state.update_credit = 0.0
             return
-        for _ in range(cfg.updates_per_collect):
+        updates = cfg.updates_per_collect
+        if cfg.updates_per_env_step > 0:
+            updates = int(state.update_credit)
+            state.update_credit -= updates
+        for _ in range(updates):
             self._update(self.buffer.sample(cfg.batch_size_episodes, self.rng).to(cfg.device))
 
     def _update(self, batch: EpisodeBatch) -> None:
