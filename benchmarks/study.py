@@ -121,6 +121,9 @@ STUDIES = {
             "tau_0.05_lr_1e-3": ("target_tau=0.05", "lr=0.001"),
             "tau_0.05_lambda_0.8": ("target_tau=0.05", "td_lambda=0.8"),
             "all_three": ("target_tau=0.05", "td_lambda=0.8", "lr=0.001"),
+            # the same number of updates over the run as tau_0.05 (about 0.12 per env step at
+            # 340k steps), at a fixed rate: more early, fewer once episodes shorten
+            "tau_0.05_per_step_0.12": ("target_tau=0.05", "updates_per_env_step=0.12"),
         },
         references="the greedy return is the fraction of the food's value collected; "
         "1 is every food",
