@@ -27,6 +27,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import yaml
@@ -104,6 +105,18 @@ def wall_at(rows: list[dict], row: dict) -> float:
         if "wall_seconds" in r and r["env_steps"] >= row["env_steps"]
     ]
     return float(later[0]) if later else float("nan")
+
+
+def eta_error(rows: list[dict[str, Any]], at: float = 0.1) -> float:
+    """How far off the progress line's ETA was at ``at`` of the run: the remaining time it
+    predicted (elapsed time over steps done, times the steps left, as ``qmix.logging.Progress``)
+    against the remaining time the run took, as a fraction (-0.2: 20% too short)."""
+    timed = [r for r in rows if "wall_seconds" in r]
+    total_steps, total_wall = timed[-1]["env_steps"], timed[-1]["wall_seconds"]
+    row = next(r for r in timed if r["env_steps"] >= at * total_steps)
+    steps, wall = row["env_steps"], row["wall_seconds"]
+    predicted = wall / steps * (total_steps - steps)
+    return float(predicted / (total_wall - wall) - 1.0)
 
 
 def main() -> None:

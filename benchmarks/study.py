@@ -30,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from learn import first_row_at, run_seed, wall_at  # benchmarks/learn.py: one seed, resumable
+# benchmarks/learn.py: one seed, resumable, and what its rows say
+from learn import eta_error, first_row_at, run_seed, wall_at
 from qmix.compare import RunRecord, plot_comparison
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -284,13 +285,14 @@ def main() -> None:
         "",
         *([f"For scale: {study.references}.", ""] if study.references else []),
         f"| variant | overrides | best {args.metric} | final | worst final | seeds ending "
-        "within 5% of their best | max Q_tot (taken) | final Q_tot | wall per run (s) |"
+        "within 5% of their best | max Q_tot (taken) | final Q_tot | wall per run (s) | "
+        "ETA error at 10% |"
         + (
             f" seeds reaching {args.threshold:g} | median env steps to it | median wall (s) to it |"
             if args.threshold is not None
             else ""
         ),
-        "|---" * (9 if args.threshold is None else 12) + "|",
+        "|---" * (10 if args.threshold is None else 13) + "|",
     ]
     for variant in names:
         s = summarise(by_variant[variant], args.metric, args.threshold)
@@ -304,7 +306,8 @@ def main() -> None:
         lines.append(
             f"| {variant} | `{overrides}` | {_fmt(s['best'])} | {_fmt(s['final'])} | "
             f"{_fmt(s['final_min'])} | {s['held']} / {len(args.seeds)} | {s['q_max']:.1f} | "
-            f"{s['q_final']:.1f} | {np.median(walls[variant]):.0f} |{to}"
+            f"{s['q_final']:.1f} | {np.median(walls[variant]):.0f} | "
+            f"{np.median([eta_error(rows) for rows in by_variant[variant].values()]):+.0%} |{to}"
         )
     lines += ["", f"![curves]({args.study}.png)", ""]
     out_dir = ROOT / "benchmarks" / "recorded"

@@ -16,7 +16,9 @@ them within one run, never across runs. Prints per task and revision:
 - from when the target is sustained: the first test from which every window of 10 consecutive
   tests, averaged over the seeds, stays at or above the threshold (env steps; median wall
   seconds of the seeds there); "—" if never;
-- the mean final test score and the median wall time of a run.
+- the mean final test score and the median wall time of a run;
+- how far off the progress line's ETA was at 10% of the run: the remaining time it predicted
+  against the time the run still took (-20%: a fifth too short).
 
 Thresholds: ``lbf`` (``make demo``: LBF 8x8-2p-2f-coop) a test return of 0.95; ``smax`` (SMAX
 3m) a test win rate of 0.9; ``mpe`` (simple_spread) a test return of -56, today's peak. Wall
@@ -36,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from learn import first_row_at, seed_command, wall_at
+from learn import eta_error, first_row_at, seed_command, wall_at
 from qmix.logging import read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,8 +114,9 @@ def table(target: Target, results: dict[str, list[list[dict[str, Any]]]], seeds:
         f"#### {target.task}: {target.metric} >= {t:g}",
         "",
         f"| revision | seeds reaching {t:g} | median env steps to it | median wall (s) to it | "
-        f"sustained from (env steps) | wall (s) there | mean final | wall per run (s) |",
-        "|---|---|---|---|---|---|---|---|",
+        f"sustained from (env steps) | wall (s) there | mean final | wall per run (s) | "
+        "ETA error at 10% (median) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for rev, runs in results.items():
         firsts = [first_row_at(rows, target.metric, t) for rows in runs]
@@ -129,7 +132,8 @@ def table(target: Target, results: dict[str, list[list[dict[str, Any]]]], seeds:
             f"| {rev} | {len(reached)} / {seeds} | "
             + (f"{steps:,.0f} | {wall:.0f} | " if reached else "— | — | ")
             + (f"{held[0]:,} | {held[1]:.0f} | " if held else "— | — | ")
-            + f"{np.mean(finals):.3g} | {total:.0f} |"
+            + f"{np.mean(finals):.3g} | {total:.0f} | "
+            + f"{np.median([eta_error(rows) for rows in runs]):+.0%} |"
         )
     return "\n".join(lines)
 

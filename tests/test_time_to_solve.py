@@ -61,3 +61,14 @@ def test_never_or_too_few_tests(tts: ModuleType) -> None:
     assert tts.sustained_from([_rows([0.2] * 30)], "test_win_rate", 0.9) is None
     assert tts.sustained_from([_rows([1.0] * 5)], "test_win_rate", 0.9) is None
     assert tts.sustained_from([_rows([1.0] * 12)], "test_win_rate", 0.9) == (1000, 10.0)
+
+
+def test_eta_error_compares_the_early_rate_with_the_time_the_run_took(tts: ModuleType) -> None:
+    steady = [{"env_steps": s, "wall_seconds": float(s)} for s in range(10, 101, 10)]
+    assert tts.eta_error(steady) == pytest.approx(0.0)
+    # twice as slow per step after step 50: at step 10 the ETA says 90 s, the run takes 140 more
+    slowing = [
+        {"env_steps": s, "wall_seconds": s if s <= 50 else 50.0 + 2 * (s - 50)}
+        for s in range(10, 101, 10)
+    ]
+    assert tts.eta_error(slowing) == pytest.approx(90 / 140 - 1)
