@@ -90,6 +90,28 @@ def mixer_products(repeats: int) -> None:
         print(f"mixer product by {name}: {np.median(times):.0f} us forward and backward")
 
 
+def adam_step(repeats: int) -> None:
+    """One Adam step over the parameters of QMIX on LBF 8x8 (agent and mixer): ``foreach``
+    against ``fused`` (what ``make_optimiser`` uses)."""
+    cfg = make_config("qmix", "lbf_8x8_2p_2f_coop")
+    learner = build_learner(cfg, make_env(cfg.env, cfg.env_args).env_info())
+    modules = learner.modules().items()
+    params = [p for name, m in modules if not name.startswith("target_") for p in m.parameters()]
+    for p in params:
+        p.grad = torch.randn_like(p)
+    for kind in ("foreach", "fused"):
+        optimiser = torch.optim.Adam(
+            params, lr=5e-4, eps=1e-5, foreach=kind == "foreach", fused=kind == "fused"
+        )
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            for _ in range(200):
+                optimiser.step()
+            times.append((time.perf_counter() - start) / 200 * 1e6)
+        print(f"Adam step, {kind}: {np.median(times):.0f} us")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--algos", default="qmix,cw_qmix,qplex,qtran")
@@ -125,6 +147,7 @@ def main() -> None:
         print(f"| {algo} | {cfg.agent} | {f:.2f} | {p:.2f} | {p / f:.2f} |", flush=True)
     gru_packing(args.repeats)
     mixer_products(args.repeats)
+    adam_step(args.repeats)
 
 
 if __name__ == "__main__":

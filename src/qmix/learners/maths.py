@@ -133,8 +133,9 @@ def make_optimiser(
 ) -> torch.optim.Optimizer:
     """``rmsprop`` (PyMARL: alpha 0.99, eps 1e-5) or ``adam`` over ``params``.
 
-    Adam runs torch's fused kernel (CPU and CUDA): the same updates as the ``foreach`` one, at
-    a fraction of its per-call cost on our small networks; torch has no fused RMSprop."""
+    Adam runs torch's fused kernel (CPU and CUDA): the same updates as the ``foreach`` one, for
+    less time per step on our small networks (``benchmarks/update_cost.py``); torch has no fused
+    RMSprop."""
     if kind == "rmsprop":
         return torch.optim.RMSprop(params, lr=lr, alpha=alpha, eps=eps, foreach=True)
     if kind == "adam":
