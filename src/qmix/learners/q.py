@@ -251,7 +251,8 @@ class QLearner:
 
     @torch.no_grad()
     def soft_update_targets(self, tau: float) -> None:
-        """Polyak averaging: ``target <- (1 - tau) target + tau online``."""
-        for _, online, target in self.networks:
-            for t_param, param in zip(target.parameters(), online.parameters(), strict=True):
-                t_param.lerp_(param, tau)
+        """Polyak averaging: ``target <- (1 - tau) target + tau online`` (one fused call over
+        every parameter, as a per-tensor ``lerp_``)."""
+        targets: list[torch.Tensor] = [p for _, _, t in self.networks for p in t.parameters()]
+        onlines: list[torch.Tensor] = [p for _, o, _ in self.networks for p in o.parameters()]
+        torch._foreach_lerp_(targets, onlines, tau)
