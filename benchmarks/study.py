@@ -129,6 +129,26 @@ STUDIES = {
         references="the greedy return is the fraction of the food's value collected; "
         "1 is every food",
     ),
+    "demo_rate": Study(
+        question="With demo_combo's fastest settings (tau 0.05, lambda 0.8, lr 1e-3), does a "
+        "fixed update rate per env step (a time per step that stays the same, so an honest ETA) "
+        "learn as fast as updates per episode, if the rate is high enough?",
+        algo="qmix",
+        task="lbf_8x8_2p_2f_coop",
+        overrides=(
+            "total_env_steps=250000",
+            "target_tau=0.05",
+            "td_lambda=0.8",
+            "lr=0.001",
+        ),
+        variants={
+            "per_episode": (),
+            "rate_0.15": ("updates_per_env_step=0.15",),
+            "rate_0.2": ("updates_per_env_step=0.2",),
+        },
+        references="the greedy return is the fraction of the food's value collected; "
+        "1 is every food",
+    ),
     # -- family presets on tasks they were not tuned on (issue 16): the task named by the
     # family ("qmix train qmix lbf env_args.key=..."), one variant per task of the family
     "lbf_family": Study(
