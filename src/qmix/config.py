@@ -445,12 +445,15 @@ def make_config(
     if isinstance(overrides, list):
         overrides = dict(parse_override(item) for item in overrides)
     _refuse_identity(algo, task, overrides or {})
-    if {"updates_per_collect", "updates_per_env_step"} <= set(overrides or {}):
+    _apply(merged, overrides or {}, "overrides", learner, sources)
+    rate = merged.get("updates_per_env_step", 0.0)  # not yet type-checked: Config does that
+    rated = isinstance(rate, (int, float)) and not isinstance(rate, bool) and rate > 0
+    if "updates_per_collect" in (overrides or {}) and rated:
         raise ConfigError(
             "set updates_per_collect (per collection call) or updates_per_env_step (per env "
-            "step), not both: with updates_per_env_step > 0 it replaces updates_per_collect"
+            "step), not both: with updates_per_env_step > 0 (add updates_per_env_step=0 if a "
+            "preset sets it) updates_per_collect is not used"
         )
-    _apply(merged, overrides or {}, "overrides", learner, sources)
     if not merged.get("env"):
         merged["env"] = env  # a task without a preset names its environment directly
         if sources is not None:
