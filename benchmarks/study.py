@@ -145,6 +145,8 @@ STUDIES = {
             "per_episode": (),
             "rate_0.15": ("updates_per_env_step=0.15",),
             "rate_0.2": ("updates_per_env_step=0.2",),
+            # about the per-episode rate once the task is solved (episodes of ~12 steps)
+            "rate_0.3": ("updates_per_env_step=0.3",),
         },
         references="the greedy return is the fraction of the food's value collected; "
         "1 is every food",
