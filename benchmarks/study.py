@@ -208,6 +208,9 @@ STUDIES = {
                 "lr=0.001",
             ),
             "batch_64_updates_8": ("batch_size_episodes=64", "updates_per_collect=8"),
+            # what sped up LBF's demo (demo_combo): a longer TD(lambda), a larger step
+            "lambda_0.8": ("td_lambda=0.8",),
+            "lambda_0.8_lr_1e-3": ("td_lambda=0.8", "lr=0.001"),
         },
         references="a win rate is the fraction of the 128 greedy test battles won",
     ),
