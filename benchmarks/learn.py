@@ -15,6 +15,12 @@ Long studies: with ``--resume`` a seed whose run directory under ``--out`` alrea
 continued from its checkpoint (``qmix train --resume``, exact), or only read if it has
 finished, so a study stopped at any point (a session's end, SIGKILL) picks up where it was.
 Wall times are the runs' own training time (``wall_seconds``, summed over their processes).
+
+Growing a record seed by seed: with ``--extend`` the seeds of the existing record ``<name>``
+that are not in ``--seeds`` are kept, their rows (and ``--eval-episodes`` scores) read from
+its ``.json`` (and ``_eval.json``), so a seed can be added after the other seeds' run
+directories are gone. The record's resolved configuration must equal the new seeds' (all but
+``seed``), or the record is refused: a variant gets its own ``--name``.
 """
 
 from __future__ import annotations
@@ -33,11 +39,14 @@ import numpy as np
 import yaml
 
 from qmix.checkpoint import BEST_MODEL_NAME, CHECKPOINT_NAME, load_checkpoint
+from qmix.compare import record_config, record_rows
+from qmix.config import ConfigError, config_changes, make_config
 from qmix.logging import read_metrics
 from qmix.plots import plot_curves
 from qmix.run import load
 
 ROOT = Path(__file__).resolve().parents[1]
+RECORDED = ROOT / "benchmarks" / "recorded"
 
 
 def finished(run_dir: Path) -> bool:
@@ -87,6 +96,59 @@ def evaluate_networks(run_dir: Path, episodes: int, metric: str) -> dict[str, fl
 
     chosen = load_checkpoint(run_dir / BEST_MODEL_NAME)["best"]
     return {"final": score(False), "best": score(True), "best_at": chosen["env_steps"]}
+
+
+def recorded_seeds(
+    record: Path, expected: dict[str, Any], exclude: list[int], with_eval: bool
+) -> list[dict]:
+    """The seeds of ``record`` (``NAME.json``) not in ``exclude``, as :func:`run_seed` results
+    read from the record (``run_dir`` None); with ``with_eval`` their scores from
+    ``NAME_eval.json``.
+
+    Args:
+        record: the record's ``.json`` (its ``.md`` beside it holds its configuration).
+        expected: the resolved configuration of the seeds to add (``Config.to_dict()``).
+        exclude: the seeds to add (their earlier rows, if any, are replaced).
+        with_eval: also read the kept seeds' ``--eval-episodes`` scores.
+
+    Raises:
+        SystemExit: no such record, its configuration differs from ``expected`` in a key other
+            than ``seed`` and ``runs_dir``, or ``with_eval`` and it has no scores for a kept seed.
+    """
+    md = record.with_suffix(".md")
+    if not record.is_file() or not md.is_file():
+        raise SystemExit(f"--extend: no record {record.stem} (.json and .md) in {record.parent}")
+    recorded = record_config(md.read_text(), source=str(md))
+    differ = sorted(
+        key
+        for key in config_changes(recorded, expected).keys() | {"total_env_steps"}
+        if key not in ("seed", "runs_dir") and recorded.get(key) != expected.get(key)
+    )
+    if differ:
+        raise SystemExit(
+            f"--extend: the record {record.stem} has other settings ({', '.join(differ)}); "
+            "record these seeds under their own --name"
+        )
+    rows = record_rows(json.loads(record.read_text()), source=str(record))
+    kept = [
+        {
+            "seed": seed,
+            "wall": max(r["wall_seconds"] for r in seed_rows if "wall_seconds" in r),
+            "rows": list(seed_rows),
+            "run_dir": None,
+            "resumed": False,
+        }
+        for seed, seed_rows in rows.items()
+        if seed not in exclude
+    ]
+    if with_eval:
+        scores_path = record.with_name(f"{record.stem}_eval.json")
+        scores = json.loads(scores_path.read_text()) if scores_path.is_file() else {}
+        for r in kept:
+            if str(r["seed"]) not in scores:
+                raise SystemExit(f"--extend: {scores_path.name} has no scores for seed {r['seed']}")
+            r["eval"] = scores[str(r["seed"])]
+    return kept
 
 
 def first_row_at(rows: list[dict], key: str, threshold: float) -> dict | None:
@@ -147,7 +209,23 @@ def main() -> None:
         help="record name under benchmarks/recorded (default <algo>_<task>; give variants "
         "their own, e.g. qmix_smax_3m_wide, so they do not overwrite the preset's record)",
     )
+    parser.add_argument(
+        "--extend",
+        action="store_true",
+        help="keep the existing record's other seeds (read from its .json, same settings "
+        "required) and add --seeds to it",
+    )
     args = parser.parse_args()
+    name = args.name or f"{args.algo}_{args.task}"
+    kept: list[dict] = []  # checked before any training: a refused record costs nothing
+    if args.extend:
+        try:
+            expected = make_config(args.algo, args.task, args.overrides).to_dict()
+        except ConfigError as err:
+            raise SystemExit(f"learn.py: {err}") from None
+        kept = recorded_seeds(
+            RECORDED / f"{name}.json", expected, args.seeds, bool(args.eval_episodes)
+        )
 
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
@@ -161,8 +239,8 @@ def main() -> None:
     if args.eval_episodes:
         for r in results:
             r["eval"] = evaluate_networks(r["run_dir"], args.eval_episodes, args.metric)
-
-    name = args.name or f"{args.algo}_{args.task}"
+    config = (results[0]["run_dir"] / "config.yaml").read_text()
+    results = sorted(kept + results, key=lambda r: r["seed"])
     lines = [
         f"# {args.algo} on {args.task}",
         "",
@@ -176,12 +254,25 @@ def main() -> None:
             + (["--metric", args.metric] if args.metric != "test_return" else [])
             + (["--name", args.name] if args.name else [])
             + (["--eval-episodes", str(args.eval_episodes)] if args.eval_episodes else [])
+            + (["--extend"] if args.extend else [])
         ),
         "```",
         "",
         f"Machine: 2 cores, no GPU; {args.jobs} seed{'s' if args.jobs != 1 else ''} at a time, "
         "one torch thread each.",
         "",
+        *(
+            [
+                f"Seed{'s' if len(kept) > 1 else ''} "
+                + ", ".join(str(r["seed"]) for r in kept)
+                + f" {'are' if len(kept) > 1 else 'is'} read from this record's earlier version "
+                "(--extend), of the same resolved configuration; the wall times of a record "
+                "grown this way come from different occasions.",
+                "",
+            ]
+            if kept
+            else []
+        ),
         f"| seed | final {args.metric} | best | env steps | "
         + (
             f"first step at >= {args.threshold} | wall time to it (s) | "
@@ -225,6 +316,8 @@ def main() -> None:
             "the seeds were stopped and resumed (exactly) on the way, so their wall times are "
             "their training time summed over processes."
             if any(r["resumed"] for r in results)
+            else "wall times are each seed's own training time."
+            if kept
             else f"total wall time {total_wall:.0f} s."
         ),
     ]
@@ -242,17 +335,16 @@ def main() -> None:
         "",
         f"![curves]({name}.png)",
     ]
-    config = (results[0]["run_dir"] / "config.yaml").read_text()
     lines += [
         "",
-        "Resolved configuration (seed 0 shown):",
+        f"Resolved configuration (seed {args.seeds[0]} shown):",
         "",
         "```yaml",
         config.strip(),
         "```",
         "",
     ]
-    out_dir = ROOT / "benchmarks" / "recorded"
+    out_dir = RECORDED
     (out_dir / f"{name}.md").write_text("\n".join(lines))
     plot_curves(
         [(f"seed {r['seed']}", r["rows"]) for r in results],
