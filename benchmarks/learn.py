@@ -313,11 +313,9 @@ def main() -> None:
         f"Mean final {args.metric} over {len(finals)} seeds: **{np.mean(finals):.3f}** "
         f"(min {np.min(finals):.3f}); "
         + (
-            "the seeds were stopped and resumed (exactly) on the way, so their wall times are "
-            "their training time summed over processes."
-            if any(r["resumed"] for r in results)
-            else "wall times are each seed's own training time."
-            if kept
+            "wall times are each seed's own training time (summed over its processes where it "
+            "was stopped and resumed, exactly, or read back finished with --resume)."
+            if kept or any(r["resumed"] for r in results)
             else f"total wall time {total_wall:.0f} s."
         ),
     ]
