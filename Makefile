@@ -25,8 +25,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 
+# Two pytest workers (pytest-xdist), one per core of a 2-core machine; a test goes to whichever
+# worker is free. `.venv/bin/pytest tests/FILE.py` runs a part in one process.
 test: lint
-	QMIX_REQUIRE_ENVS=1 $(BIN)/python -m pytest
+	QMIX_REQUIRE_ENVS=1 $(BIN)/python -m pytest -n 2 --dist worksteal
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/two_step_time.py
