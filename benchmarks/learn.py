@@ -20,7 +20,7 @@ Growing a record seed by seed: with ``--extend`` the seeds of the existing recor
 that are not in ``--seeds`` are kept, their rows (and ``--eval-episodes`` scores) read from
 its ``.json`` (and ``_eval.json``), so a seed can be added after the other seeds' run
 directories are gone. The record's resolved configuration must equal the new seeds' (all but
-``seed``), or the record is refused: a variant gets its own ``--name``.
+``seed`` and ``runs_dir``), or the record is refused: a variant gets its own ``--name``.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -78,9 +79,19 @@ def run_seed(
         if proc.returncode != 0:
             raise RuntimeError(f"seed {seed} failed:\n{proc.stderr[-3000:]}")
     rows = read_metrics(run_dir)
-    wall = max(row["wall_seconds"] for row in rows if "wall_seconds" in row)
     resumed = command is None or "--resume" in command
-    return {"seed": seed, "wall": wall, "rows": rows, "run_dir": run_dir, "resumed": resumed}
+    return {
+        "seed": seed,
+        "wall": run_wall(rows),
+        "rows": rows,
+        "run_dir": run_dir,
+        "resumed": resumed,
+    }
+
+
+def run_wall(rows: Sequence[dict]) -> float:
+    """A run's training time: the largest ``wall_seconds`` of its rows."""
+    return max(row["wall_seconds"] for row in rows if "wall_seconds" in row)
 
 
 def evaluate_networks(run_dir: Path, episodes: int, metric: str) -> dict[str, float]:
@@ -119,11 +130,10 @@ def recorded_seeds(
     if not record.is_file() or not md.is_file():
         raise SystemExit(f"--extend: no record {record.stem} (.json and .md) in {record.parent}")
     recorded = record_config(md.read_text(), source=str(md))
-    differ = sorted(
-        key
-        for key in config_changes(recorded, expected).keys() | {"total_env_steps"}
-        if key not in ("seed", "runs_dir") and recorded.get(key) != expected.get(key)
-    )
+    changed = set(config_changes(recorded, expected))  # every key but the budget
+    if recorded.get("total_env_steps") != expected.get("total_env_steps"):
+        changed.add("total_env_steps")
+    differ = sorted(changed - {"seed", "runs_dir"})
     if differ:
         raise SystemExit(
             f"--extend: the record {record.stem} has other settings ({', '.join(differ)}); "
@@ -133,7 +143,7 @@ def recorded_seeds(
     kept = [
         {
             "seed": seed,
-            "wall": max(r["wall_seconds"] for r in seed_rows if "wall_seconds" in r),
+            "wall": run_wall(seed_rows),
             "rows": list(seed_rows),
             "run_dir": None,
             "resumed": False,

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from learn import eta_error, first_row_at, seed_command, wall_at
+from learn import eta_error, first_row_at, run_wall, seed_command, wall_at
 from qmix.logging import read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -125,9 +125,7 @@ def table(target: Target, results: dict[str, list[list[dict[str, Any]]]], seeds:
         wall = np.median([wall_at(rows, row) for rows, row in reached]) if reached else None
         held = sustained_from(runs, target.metric, t)
         finals = [[r[target.metric] for r in rows if target.metric in r][-1] for rows in runs]
-        total = np.median(
-            [max(r["wall_seconds"] for r in rows if "wall_seconds" in r) for rows in runs]
-        )
+        total = np.median([run_wall(rows) for rows in runs])
         lines.append(
             f"| {rev} | {len(reached)} / {seeds} | "
             + (f"{steps:,.0f} | {wall:.0f} | " if reached else "— | — | ")

@@ -9,8 +9,8 @@ A replay batch is padded to its longest episode. Late in an LBF run most episode
 before the 50-step limit, but a batch of 32 still holds one that ran to it. This times one
 update on two batches of 32 episodes padded to 50 steps: every episode 50 steps long (no
 padding), and one 50-step episode with 31 of ``--short`` steps (mostly padding). Random
-observations; the cost does not depend on them. One torch thread; the median of ``--repeats``
-timings of ``--updates`` updates each, both batches timed in turn.
+observations; the cost does not depend on them. ``--threads`` torch threads (default 1); the
+median of ``--repeats`` timings of ``--updates`` updates each, both batches timed in turn.
 """
 
 from __future__ import annotations
@@ -123,8 +123,10 @@ def main() -> None:
     parser.add_argument("--short", type=int, default=20, help="length of the short episodes")
     parser.add_argument("--updates", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (torch_threads)")
+    parser.add_argument("--only-updates", action="store_true", help="skip the micro-timings")
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     print("| algorithm | agent | all 50 steps (ms) | one 50 + 31 short (ms) | ratio |")
     print("|---|---|---|---|---|")
     for algo in args.algos.split(","):
@@ -148,9 +150,10 @@ def main() -> None:
                 times[name].append((time.perf_counter() - start) / args.updates * 1e3)
         f, p = float(np.median(times["full"])), float(np.median(times["padded"]))
         print(f"| {algo} | {cfg.agent} | {f:.2f} | {p:.2f} | {p / f:.2f} |", flush=True)
-    gru_packing(args.repeats)
-    mixer_products(args.repeats)
-    adam_step(args.repeats)
+    if not args.only_updates:
+        gru_packing(args.repeats)
+        mixer_products(args.repeats)
+        adam_step(args.repeats)
 
 
 if __name__ == "__main__":
