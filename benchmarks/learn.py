@@ -181,13 +181,15 @@ def wall_at(rows: list[dict], row: dict) -> float:
 
 def eta_error(rows: list[dict[str, Any]], at: float = 0.1) -> float:
     """How far off the progress line's ETA was at ``at`` of the run: the remaining time it
-    predicted (elapsed time over steps done, times the steps left, as ``qmix.logging.Progress``)
-    against the remaining time the run took, as a fraction (-0.2: 20% too short)."""
+    showed (a training row's ``eta_seconds``; in runs older than that field, elapsed time over
+    steps done times the steps left, as the line computed it then) against the remaining time
+    the run took, as a fraction (-0.2: 20% too short)."""
     timed = [r for r in rows if "wall_seconds" in r]
     total_steps, total_wall = timed[-1]["env_steps"], timed[-1]["wall_seconds"]
-    row = next(r for r in timed if r["env_steps"] >= at * total_steps)
+    shown = [r for r in timed if "eta_seconds" in r] or timed
+    row = next(r for r in shown if r["env_steps"] >= at * total_steps)
     steps, wall = row["env_steps"], row["wall_seconds"]
-    predicted = wall / steps * (total_steps - steps)
+    predicted = row.get("eta_seconds", wall / steps * (total_steps - steps))
     return float(predicted / (total_wall - wall) - 1.0)
 
 

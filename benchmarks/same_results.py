@@ -25,13 +25,14 @@ import torch
 
 from qmix.checkpoint import load_checkpoint
 from qmix.files import CHECKPOINT_NAME, MODEL_NAME
-from qmix.logging import read_metrics
+from qmix.logging import CLOCK_KEYS, read_metrics
 
 
 def _rows(run_dir: Path) -> list[dict[str, object]]:
     rows = read_metrics(run_dir)
     for row in rows:
-        row.pop("wall_seconds", None)  # the only figure that depends on the clock
+        for key in CLOCK_KEYS:  # the only figures that depend on the clock
+            row.pop(key, None)
     return rows
 
 

@@ -48,3 +48,17 @@ def test_linear_schedule() -> None:
     assert s.value(50) == pytest.approx(0.525)
     assert s.value(100) == pytest.approx(0.05)
     assert s.value(10_000) == pytest.approx(0.05)
+
+
+@pytest.mark.parametrize(
+    ("first", "last"), [(0, 100), (0, 40), (30, 70), (60, 250), (150, 400), (0, 0)]
+)
+def test_a_linear_schedules_total_is_the_sum_of_its_values(first: int, last: int) -> None:
+    """``total(a, b)`` (the updates a ramped rate owes for steps a..b) is the integral of
+    ``value``: the midpoint sum over unit steps equals it for a piecewise-linear schedule."""
+    s = LinearSchedule(0.1, 0.5, 100)
+    midpoints = sum(
+        (s.value(x) + s.value(x + 1)) / 2 for x in range(first, last)
+    )  # exact on each linear piece (the kink at 100 falls on a step boundary)
+    assert s.total(first, last) == pytest.approx(midpoints)
+    assert LinearSchedule(0.3, 0.3, 1).total(first, last) == pytest.approx(0.3 * (last - first))

@@ -20,6 +20,8 @@ import torch
 
 import qmix
 from qmix.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from qmix.logging import CLOCK_KEYS
+from qmix.policy.exploration import LinearSchedule
 from qmix.trainer import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,7 +42,8 @@ def _rows(run_dir: Path) -> list[dict[str, Any]]:
     lines = (run_dir / "metrics.jsonl").read_text().splitlines()
     rows = [json.loads(line) for line in lines if line.strip()]
     for row in rows:
-        row.pop("wall_seconds", None)  # the only figure that depends on the clock
+        for key in CLOCK_KEYS:  # the only figures that depend on the clock
+            row.pop(key, None)
     return rows
 
 
@@ -65,7 +68,17 @@ def _differing(
 # at 6,000 steps their four cases took ~340 s of the suite.
 SHORT = "total_env_steps=2000"
 VARIANTS = {
-    "qmix_per_env_step": ("qmix", ["updates_per_env_step=0.7", SHORT]),
+    # a rate ramped from 0.2 to 0.7 over the first 1,000 steps: the fraction owed and the
+    # schedule's position both cross the stop
+    "qmix_per_env_step": (
+        "qmix",
+        [
+            "updates_per_env_step=0.7",
+            "updates_per_env_step_start=0.2",
+            "updates_per_env_step_anneal_env_steps=1000",
+            SHORT,
+        ],
+    ),
     **{algo: (algo, [SHORT]) for algo in ("ow_qmix", "cw_qmix", "qtran", "qplex")},
 }
 
@@ -399,6 +412,27 @@ def test_updates_per_env_step_makes_updates_in_proportion_to_the_steps(tmp_path:
         assert abs((after["updates"] - rows[0]["updates"]) - made) <= 1.0
 
 
+def test_a_ramped_update_rate_makes_the_updates_its_schedule_owes(tmp_path: Path) -> None:
+    """Rate 0.1 at step 0 rising to 0.5 at step 2,000, then 0.5: the updates made by each log
+    row are the schedule's integral over the steps since learning started (within one, the
+    fraction carried over, plus the rate's change within one collection call); every training
+    row carries the ETA the progress line shows."""
+    ramp = ["updates_per_env_step_start=0.1", "updates_per_env_step_anneal_env_steps=2000"]
+    overrides = ["total_env_steps=3000", "updates_per_env_step=0.5", "log_interval_env_steps=100"]
+    cfg = qmix.make_config("qmix", "two_step", overrides + ramp)
+    run = train(cfg, run_dir=tmp_path, progress=False)
+    rows = [row for row in run.metrics if "updates" in row and row["updates"] > 0]
+    assert len(rows) > 20
+    rate = LinearSchedule(0.1, 0.5, 2000)
+    for row in rows[1:]:
+        owed = rate.total(rows[0]["env_steps"], row["env_steps"])
+        assert abs((row["updates"] - rows[0]["updates"]) - owed) <= 2.0
+    late = rows[-1]["updates"] - rows[-2]["updates"]
+    early = rows[1]["updates"] - rows[0]["updates"]
+    assert late > 2 * early  # it ramped
+    assert all(row["eta_seconds"] >= 0 for row in rows) and rows[-1]["eta_seconds"] == 0
+
+
 def test_updates_per_env_step_and_per_collect_are_not_both_set() -> None:
     with pytest.raises(qmix.ConfigError, match="not both"):
         qmix.make_config("qmix", "two_step", ["updates_per_env_step=0.5", "updates_per_collect=2"])
@@ -406,3 +440,7 @@ def test_updates_per_env_step_and_per_collect_are_not_both_set() -> None:
         qmix.make_config("qmix", "two_step", ["updates_per_env_step=-0.5"])
     with pytest.raises(qmix.ConfigError, match="does not use it"):
         qmix.make_config("coma", "two_step", ["updates_per_env_step=0.5"])
+    with pytest.raises(qmix.ConfigError, match="set updates_per_env_step > 0 too"):
+        qmix.make_config("qmix", "two_step", ["updates_per_env_step_anneal_env_steps=100"])
+    with pytest.raises(qmix.ConfigError, match="must be >= 0"):
+        qmix.make_config("qmix", "two_step", ["updates_per_env_step_start=-1"])

@@ -72,3 +72,17 @@ def test_eta_error_compares_the_early_rate_with_the_time_the_run_took(tts: Modul
         for s in range(10, 101, 10)
     ]
     assert tts.eta_error(slowing) == pytest.approx(90 / 140 - 1)
+
+
+def test_eta_error_uses_the_eta_the_run_showed(tts: ModuleType) -> None:
+    """Rows that carry ``eta_seconds`` (the progress line's own estimate) are judged by it."""
+    slowing = [
+        {
+            "env_steps": s,
+            "wall_seconds": s if s <= 50 else 50.0 + 2 * (s - 50),
+            "eta_seconds": 126.0,
+        }
+        for s in range(10, 101, 10)
+    ]
+    slowing[-1]["eta_seconds"] = 0.0
+    assert tts.eta_error(slowing) == pytest.approx(126 / 140 - 1)

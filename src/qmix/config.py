@@ -114,6 +114,15 @@ class Config:
         "updates_per_collect per call (PyMARL)",
         0.0,
     )
+    updates_per_env_step_start: float = _doc(
+        "the update rate at env step 0 when updates_per_env_step_anneal_env_steps > 0: it "
+        "moves linearly to updates_per_env_step (few updates while the agents explore, more "
+        "once the episodes carry what they learned; the cost of every step known in advance)",
+        0.0,
+    )
+    updates_per_env_step_anneal_env_steps: int = _doc(
+        "env steps of the linear ramp of the update rate; 0: updates_per_env_step throughout", 0
+    )
     target_update: Literal["hard", "soft"] = _doc(
         "hard copy every K episodes, or soft (tau)", "hard"
     )
@@ -167,6 +176,8 @@ LEARNER_KEYS: dict[str, frozenset[str]] = {
             "buffer_capacity_episodes",
             "updates_per_collect",
             "updates_per_env_step",
+            "updates_per_env_step_start",
+            "updates_per_env_step_anneal_env_steps",
             "target_update",
             "target_update_interval_episodes",
             "target_tau",
@@ -263,8 +274,21 @@ def _validate_networks(cfg: Config) -> None:
         raise ConfigError("Weighted QMIX weights the errors of a mixed Q_tot: mixer qmix or vdn")
     if cfg.qtran_opt_loss_weight < 0 or cfg.qtran_nopt_loss_weight < 0:
         raise ConfigError("qtran_opt_loss_weight and qtran_nopt_loss_weight must be >= 0")
-    if cfg.updates_per_env_step < 0:
-        raise ConfigError(f"updates_per_env_step must be >= 0, got {cfg.updates_per_env_step}")
+    if cfg.updates_per_env_step < 0 or cfg.updates_per_env_step_start < 0:
+        raise ConfigError(
+            "updates_per_env_step and updates_per_env_step_start must be >= 0, got "
+            f"{cfg.updates_per_env_step} and {cfg.updates_per_env_step_start}"
+        )
+    if cfg.updates_per_env_step_anneal_env_steps < 0:
+        raise ConfigError(
+            "updates_per_env_step_anneal_env_steps must be >= 0, got "
+            f"{cfg.updates_per_env_step_anneal_env_steps}"
+        )
+    if cfg.updates_per_env_step_anneal_env_steps > 0 and cfg.updates_per_env_step == 0:
+        raise ConfigError(
+            "updates_per_env_step_anneal_env_steps ramps the rate up to updates_per_env_step: "
+            "set updates_per_env_step > 0 too"
+        )
     if cfg.reward_scale <= 0:
         raise ConfigError(f"reward_scale must be > 0, got {cfg.reward_scale}")
     if cfg.hypernet_layers not in (1, 2):

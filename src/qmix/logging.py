@@ -197,6 +197,41 @@ def _clock(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
+CLOCK_KEYS = ("wall_seconds", "eta_seconds")
+"""The metrics that depend on the clock: the only ones two runs of one config and seed differ in."""
+
+
+def eta_seconds(
+    elapsed: float,
+    learn_seconds: float,
+    steps_done: int,
+    updates_done: int,
+    steps_left: int,
+    updates_left: float | None,
+) -> float:
+    """Seconds a run still needs, from what it spent so far.
+
+    With ``updates_left`` known (a fixed or scheduled number of updates per env step), the time
+    per update and the time per env step without updates are measured apart and each scaled by
+    what is left of it, so an update rate that rises is foreseen. Without it (updates per
+    collection, whose count follows the episodes' lengths), the time per env step so far times
+    the steps left.
+
+    Args:
+        elapsed: seconds this process has run the loop.
+        learn_seconds: seconds of ``elapsed`` spent in updates.
+        steps_done, updates_done: env steps and updates this process made.
+        steps_left: env steps to the budget.
+        updates_left: updates still owed up to the budget, or None if not known in advance.
+    """
+    if steps_done <= 0:
+        return 0.0
+    if updates_left is None or updates_done <= 0:
+        return elapsed / steps_done * steps_left
+    per_step = (elapsed - learn_seconds) / steps_done
+    return per_step * steps_left + learn_seconds / updates_done * updates_left
+
+
 class Progress:
     """Progress line: env steps, episodes, returns, steps/s and ETA.
 
@@ -217,11 +252,19 @@ class Progress:
         self.start = time.perf_counter()
         self.interactive = self.stream.isatty()
 
-    def update(self, env_steps: int, episodes: int, fields: dict[str, float | None]) -> None:
-        """Show the current figures (``None`` values are left out)."""
+    def update(
+        self,
+        env_steps: int,
+        episodes: int,
+        fields: dict[str, float | None],
+        eta: float | None = None,
+    ) -> None:
+        """Show the current figures (``None`` values are left out) and ``eta`` (seconds left;
+        default: the time per env step so far times the steps left)."""
         elapsed = time.perf_counter() - self.start
         rate = (env_steps - self.first_step) / elapsed if elapsed > 0 else 0.0
-        eta = (self.total - env_steps) / rate if rate > 0 else 0.0
+        if eta is None:
+            eta = (self.total - env_steps) / rate if rate > 0 else 0.0
         parts = [
             f"[{self.label}] steps {env_steps}/{self.total} ({100 * env_steps / self.total:.0f}%)",
             f"ep {episodes}",

@@ -59,11 +59,13 @@ from qmix.learners.q import QLearner
 from qmix.logging import (
     MetricsWriter,
     Progress,
+    eta_seconds,
     read_metrics,
     run_metadata,
     tell,
     write_json,
 )
+from qmix.policy.exploration import LinearSchedule
 from qmix.run import (
     Run,
     check_run_id,
@@ -499,6 +501,13 @@ class _Training:
         self.learner, self.runner, self.buffer = learner, runner, buffer
         self.state, self.rng = state, rng
         self.fresh: EpisodeBatch | None = None  # on-policy: the episodes just played
+        # updates per env step (a constant, or a linear ramp up to it); unused when 0
+        ramp = cfg.updates_per_env_step_anneal_env_steps
+        start = cfg.updates_per_env_step_start if ramp > 0 else cfg.updates_per_env_step
+        self.update_rate = LinearSchedule(start, cfg.updates_per_env_step, ramp)
+        # this process's time in updates and its counts at its start, for the ETA
+        self.learn_seconds, self.first_updates = 0.0, state.updates
+        self.first_steps, self.earlier_seconds = state.env_steps, state.wall_seconds
         resumed = opened.checkpoint is not None
         self.metrics = MetricsWriter(
             self.run_dir / METRICS_NAME,
@@ -529,7 +538,7 @@ class _Training:
         batch = batch.for_learning(cfg.reward_scale, cfg.time_limit == "terminal")
         if self.buffer is not None:
             self.buffer.insert(batch)
-            state.update_credit += cfg.updates_per_env_step * stats.env_steps
+            state.update_credit += self.update_rate.value(state.env_steps) * stats.env_steps
         else:
             self.fresh = batch
         state.env_steps += stats.env_steps
@@ -566,8 +575,10 @@ class _Training:
         if cfg.updates_per_env_step > 0:
             updates = int(state.update_credit)
             state.update_credit -= updates
+        start = time.perf_counter()
         for _ in range(updates):
             self._update(self.buffer.sample(cfg.batch_size_episodes, self.rng).to(cfg.device))
+        self.learn_seconds += time.perf_counter() - start
 
     def _update(self, batch: EpisodeBatch) -> None:
         state = self.state
@@ -642,6 +653,7 @@ class _Training:
                 **{k: v for k, v in state.last_learn.items() if k != "loss"},
                 **({} if self.buffer is None else {"buffer_episodes": len(self.buffer)}),
                 "wall_seconds": time.perf_counter() - self.started,
+                "eta_seconds": self.eta(),
             }
         )
         if self.bar is not None:
@@ -652,7 +664,24 @@ class _Training:
                 "eps": epsilon,
                 "loss": state.last_loss,
             }
-            self.bar.update(state.env_steps, state.episodes, figures)
+            self.bar.update(state.env_steps, state.episodes, figures, eta=self.eta())
+
+    def eta(self) -> float:
+        """Seconds left, as the progress line shows them: from this process's time per env
+        step and (with a fixed or ramped update rate, whose updates to come are known) per
+        update."""
+        cfg, state = self.cfg, self.state
+        rated = self.buffer is not None and cfg.updates_per_env_step > 0
+        return eta_seconds(
+            elapsed=time.perf_counter() - self.started - self.earlier_seconds,
+            learn_seconds=self.learn_seconds,
+            steps_done=state.env_steps - self.first_steps,
+            updates_done=state.updates - self.first_updates,
+            steps_left=max(cfg.total_env_steps - state.env_steps, 0),
+            updates_left=(
+                self.update_rate.total(state.env_steps, cfg.total_env_steps) if rated else None
+            ),
+        )
 
     # -- checkpoints ---------------------------------------------------------------------
     def save(self) -> None:

@@ -1,4 +1,5 @@
-"""Exploration: a linear epsilon schedule and epsilon-greedy that respects action masks."""
+"""Exploration: a linear schedule (epsilon's, and the update rate's) and epsilon-greedy that
+respects action masks."""
 
 from __future__ import annotations
 
@@ -17,9 +18,22 @@ class LinearSchedule:
     duration: int
 
     def value(self, step: int) -> float:
-        """Epsilon after ``step`` environment steps."""
+        """The value after ``step`` environment steps (epsilon, or an update rate)."""
         fraction = min(max(step, 0) / max(self.duration, 1), 1.0)
         return self.start + fraction * (self.finish - self.start)
+
+    def total(self, first: float, last: float) -> float:
+        """The integral of :meth:`value` from step ``first`` to ``last`` (for an update rate:
+        the updates owed for those steps)."""
+        duration = max(self.duration, 1)
+
+        def area(x: float) -> float:  # from 0 to x
+            x = max(x, 0.0)
+            ramp = min(x, duration)
+            slope = (self.finish - self.start) / duration
+            return self.start * ramp + slope * ramp * ramp / 2 + self.finish * (x - ramp)
+
+        return area(last) - area(first)
 
 
 def masked_argmax(q: np.ndarray, avail: np.ndarray) -> np.ndarray:
