@@ -127,7 +127,7 @@ def test_layers_defaults_algorithm_family_task_overrides() -> None:
     cfg = make_config("coma", "lbf_8x8_2p_2f_coop", ["seed=4"], sources=sources)
     assert cfg.n_envs == 8 and sources["n_envs"] == "family preset 'lbf'"  # over the algorithm
     assert cfg.critic_lr == 0.0005 and sources["critic_lr"] == "algorithm preset 'coma'"
-    assert cfg.total_env_steps == 500_000  # the task over its family (2M)
+    assert cfg.total_env_steps == 200_000  # the task over its family (2M)
     assert sources["total_env_steps"] == "task preset 'lbf_8x8_2p_2f_coop'"
     assert cfg.seed == 4 and sources["seed"] == "overrides"
     assert "grad_norm_clip" not in sources and cfg.grad_norm_clip == 10.0  # the default

@@ -179,6 +179,7 @@ def _explain(items: list[str]) -> int:
     sources: dict[str, str] = {}
     cfg = make_config(items[0], items[1], items[2:], sources=sources)
     print(f"{cfg.algo} on {cfg.task}: defaults < algorithm < family < task < overrides")
+    width = max(len(key) for key in cfg.to_dict())
     for key, value in cfg.to_dict().items():
         if key in ("algo", "task"):
             continue
@@ -186,7 +187,7 @@ def _explain(items: list[str]) -> int:
         if key == "env_args" and value:
             parts = (f"{k} from {sources.get(f'env_args.{k}', origin)}" for k in value)
             origin = ", ".join(parts)
-        print(f"  {key:32s} {value!r:24s} {origin}")
+        print(f"  {key:{width}s} {value!r:24s} {origin}")
     return 0
 
 
