@@ -1,6 +1,7 @@
 """Reference scores for a task: what standing still (action 0) and random actions score.
 
-Run: ``.venv/bin/python benchmarks/reference_policies.py mpe_simple_spread [--episodes 100]``.
+Run: ``.venv/bin/python benchmarks/reference_policies.py mpe_simple_spread [--episodes 100]``
+(a family's task: ``... reference_policies.py mpe --set env_args.scenario=simple_reference_v3``).
 A learned policy should beat both; the figures put a task's learning curve in context. Works
 for task presets whose environment is not vectorised (LBF, RWARE, MPE, matrix games).
 
@@ -19,9 +20,9 @@ from qmix import make_config
 from qmix.envs.registry import make_env, make_vector_env
 
 
-def play(task: str, policy: str, episodes: int) -> list[float]:
+def play(task: str, policy: str, episodes: int, overrides: list[str]) -> list[float]:
     """Team return of ``episodes`` episodes (seeds 0..episodes-1) under ``policy``."""
-    cfg = make_config("qmix", task)
+    cfg = make_config("qmix", task, overrides)
     env = make_env(cfg.env, cfg.env_args)
     limit = env.env_info().episode_limit
     rng = np.random.default_rng(0)
@@ -44,9 +45,9 @@ def play(task: str, policy: str, episodes: int) -> list[float]:
     return returns
 
 
-def focus_fire_win_rate(task: str, episodes: int, batch: int = 32) -> float:
+def focus_fire_win_rate(task: str, episodes: int, overrides: list[str], batch: int = 32) -> float:
     """Win rate of the scripted focus-fire team on a SMAX preset over ``episodes`` battles."""
-    cfg = make_config("qmix", task, {"n_envs": batch})
+    cfg = make_config("qmix", task, [*overrides, f"n_envs={batch}"])
     envs = make_vector_env(cfg.env, cfg.env_args, batch)
     smax = envs._env  # type: ignore[attr-defined]  # JaxMARL's env: feature layout and sizes
     allies, moves = int(smax.num_allies), int(smax.num_movement_actions)
@@ -89,15 +90,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("task")
     parser.add_argument("--episodes", type=int, default=100)
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="env_args etc.")
     args = parser.parse_args()
-    if make_config("qmix", args.task).env == "smax":
-        rate = focus_fire_win_rate(args.task, args.episodes)
-        print(f"{args.task} focus fire: win rate {rate:.3f} over {args.episodes} battles")
+    label = " ".join([args.task, *args.set])
+    if make_config("qmix", args.task, args.set).env == "smax":
+        rate = focus_fire_win_rate(args.task, args.episodes, args.set)
+        print(f"{label} focus fire: win rate {rate:.3f} over {args.episodes} battles")
         return
     for policy in ("noop", "random"):
-        returns = play(args.task, policy, args.episodes)
+        returns = play(args.task, policy, args.episodes, args.set)
         print(
-            f"{args.task} {policy:6s}: mean team return {np.mean(returns):.2f} "
+            f"{label} {policy:6s}: mean team return {np.mean(returns):.2f} "
             f"± {np.std(returns):.2f} over {args.episodes} episodes"
         )
 
