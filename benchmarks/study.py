@@ -211,6 +211,17 @@ STUDIES = {
             # what sped up LBF's demo (demo_combo): a longer TD(lambda), a larger step
             "lambda_0.8": ("td_lambda=0.8",),
             "lambda_0.8_lr_1e-3": ("td_lambda=0.8", "lr=0.001"),
+            # the cheaper updates with what fixed LBF's greedy agents (demo_gamma) or sped it up
+            "batch_128_updates_4_gamma_0.95": (
+                "batch_size_episodes=128",
+                "updates_per_collect=4",
+                "gamma=0.95",
+            ),
+            "batch_128_updates_4_lambda_0.8": (
+                "batch_size_episodes=128",
+                "updates_per_collect=4",
+                "td_lambda=0.8",
+            ),
         },
         references="a win rate is the fraction of the 128 greedy test battles won",
     ),
