@@ -13,13 +13,15 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import torch
 
 import qmix
 from qmix.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from qmix.learners.coma import COMALearner
+from qmix.learners.q import QLearner
 from qmix.logging import CLOCK_KEYS
 from qmix.policy.exploration import LinearSchedule
 from qmix.trainer import train
@@ -76,6 +78,9 @@ VARIANTS = {
             "updates_per_env_step=0.7",
             "updates_per_env_step_start=0.2",
             "updates_per_env_step_anneal_env_steps=1000",
+            # and learning rates falling over 1,500 steps: their schedule crosses the stop too
+            "lr_anneal_env_steps=1500",
+            "lr_finish_fraction=0.1",
             SHORT,
         ],
     ),
@@ -431,6 +436,26 @@ def test_a_ramped_update_rate_makes_the_updates_its_schedule_owes(tmp_path: Path
     early = rows[1]["updates"] - rows[0]["updates"]
     assert late > 2 * early  # it ramped
     assert all(row["eta_seconds"] >= 0 for row in rows) and rows[-1]["eta_seconds"] == 0
+
+
+@pytest.mark.parametrize("algo", ["qmix", "coma"])
+def test_learning_rates_fall_to_their_fraction_and_stay(algo: str, tmp_path: Path) -> None:
+    """lr_anneal_env_steps=600, lr_finish_fraction=0.1: after 1,000 steps every optimiser runs
+    at a tenth of its configured rate (COMA: the actors' lr and the critic's critic_lr); with
+    no anneal the rates are those configured."""
+    base = ["total_env_steps=1000", "lr=0.002"] + (["critic_lr=0.003"] if algo == "coma" else [])
+    anneal = ["lr_anneal_env_steps=600", "lr_finish_fraction=0.1"]
+    for extra, factor in (([], 1.0), (anneal, 0.1)):
+        cfg = qmix.make_config(algo, "two_step", base + extra)
+        run = train(cfg, run_dir=tmp_path / f"{algo}_{factor}", progress=False)
+        learner = run.learner
+        optimisers = (
+            [(learner.agent_optimiser, 0.002), (learner.critic_optimiser, 0.003)]
+            if isinstance(learner, COMALearner)
+            else [(cast(QLearner, learner).optimiser, 0.002)]
+        )
+        for optimiser, lr in optimisers:
+            assert [g["lr"] for g in optimiser.param_groups] == pytest.approx([lr * factor])
 
 
 def test_updates_per_env_step_and_per_collect_are_not_both_set() -> None:

@@ -101,6 +101,14 @@ class Config:
     double_q: bool = _doc("select target actions with the online network (double Q)", True)
     optimizer: Literal["rmsprop", "adam"] = _doc("optimiser", "rmsprop")
     lr: float = _doc("learning rate", 5e-4)
+    lr_anneal_env_steps: int = _doc(
+        "env steps over which every learning rate (lr, critic_lr) falls linearly to "
+        "lr_finish_fraction of itself, then stays; 0: constant (PyMARL)",
+        0,
+    )
+    lr_finish_fraction: float = _doc(
+        "the learning rates at the end of lr_anneal_env_steps, as a fraction of their value", 1.0
+    )
     optim_alpha: float = _doc("RMSprop smoothing constant (PyMARL: 0.99)", 0.99)
     optim_eps: float = _doc("optimiser epsilon (PyMARL: 1e-5)", 1e-5)
     grad_norm_clip: float = _doc("clip the gradient's global norm to this", 10.0)
@@ -288,6 +296,11 @@ def _validate_networks(cfg: Config) -> None:
         raise ConfigError(
             "updates_per_env_step_anneal_env_steps ramps the rate up to updates_per_env_step: "
             "set updates_per_env_step > 0 too"
+        )
+    if cfg.lr_anneal_env_steps < 0 or not 0 < cfg.lr_finish_fraction <= 1:
+        raise ConfigError(
+            "lr_anneal_env_steps must be >= 0 and lr_finish_fraction in (0, 1], got "
+            f"{cfg.lr_anneal_env_steps} and {cfg.lr_finish_fraction}"
         )
     if cfg.reward_scale <= 0:
         raise ConfigError(f"reward_scale must be > 0, got {cfg.reward_scale}")

@@ -505,6 +505,8 @@ class _Training:
         ramp = cfg.updates_per_env_step_anneal_env_steps
         start = cfg.updates_per_env_step_start if ramp > 0 else cfg.updates_per_env_step
         self.update_rate = LinearSchedule(start, cfg.updates_per_env_step, ramp)
+        # the learning rates' factor (1 throughout unless lr_anneal_env_steps > 0)
+        self.lr_scale = LinearSchedule(1.0, cfg.lr_finish_fraction, cfg.lr_anneal_env_steps)
         # this process's time in updates and its counts at its start, for the ETA
         self.learn_seconds, self.first_updates = 0.0, state.updates
         self.first_steps, self.earlier_seconds = state.env_steps, state.wall_seconds
@@ -563,6 +565,8 @@ class _Training:
         samples: steps before that are owed nothing). On-policy: one update on the episodes
         just played, which are then dropped (never reused)."""
         cfg, state = self.cfg, self.state
+        if cfg.lr_anneal_env_steps > 0:
+            self.learner.scale_learning_rates(self.lr_scale.value(state.env_steps))
         if self.buffer is None:
             batch, self.fresh = self.fresh, None
             if batch is not None:

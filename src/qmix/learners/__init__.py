@@ -48,6 +48,11 @@ class Learner(Protocol):
         """
         ...
 
+    def scale_learning_rates(self, scale: float) -> None:
+        """Set every optimiser's learning rate to ``scale`` times its configured one (the
+        loop's ``lr_anneal_env_steps`` schedule)."""
+        ...
+
     def update_targets(self, episodes: int, last_update: int) -> bool:
         """Copy into the target networks if the learner's schedule says so, ``episodes``
         having been played and the last copy made at ``last_update`` episodes; ``True`` if

@@ -133,8 +133,17 @@ class COMALearner:
         self.critic_optimiser = make_optimiser(
             self.critic_params, optimizer, critic_lr, optim_alpha, optim_eps
         )
+        self.learning_rates = (lr, critic_lr)
         self.critic_updates = 0
         self.last_target_update = 0  # critic update of the last copy into the target
+
+    def scale_learning_rates(self, scale: float) -> None:
+        """The actors' and the critic's learning rates: ``scale`` times ``lr``, ``critic_lr``."""
+        for optimiser, lr in zip(
+            (self.agent_optimiser, self.critic_optimiser), self.learning_rates, strict=True
+        ):
+            for group in optimiser.param_groups:
+                group["lr"] = lr * scale
 
     def exploration(self, env_steps: int) -> float:
         """The policy's epsilon floor after ``env_steps`` steps; the next :meth:`train`

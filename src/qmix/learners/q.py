@@ -145,6 +145,11 @@ class QLearner:
         self.optimiser = self._make_optimiser()
         return target
 
+    def scale_learning_rates(self, scale: float) -> None:
+        """The optimiser's learning rate: ``scale`` times ``lr``."""
+        for group in self.optimiser.param_groups:
+            group["lr"] = self._optimiser_settings[1] * scale
+
     def exploration(self, env_steps: int) -> float:
         """Epsilon of the epsilon-greedy agents after ``env_steps`` environment steps."""
         return self.schedule.value(env_steps)

@@ -18,7 +18,8 @@ class LinearSchedule:
     duration: int
 
     def value(self, step: int) -> float:
-        """The value after ``step`` environment steps (epsilon, or an update rate)."""
+        """The value after ``step`` environment steps (epsilon, an update rate, a learning-rate
+        factor)."""
         fraction = min(max(step, 0) / max(self.duration, 1), 1.0)
         return self.start + fraction * (self.finish - self.start)
 
