@@ -192,6 +192,19 @@ STUDIES = {
         },
         references="a win rate is the fraction of the greedy test battles won",
     ),
+    "vmas_family": Study(
+        question="Does the VMAS family preset (tuned on no task) learn cooperative VMAS "
+        "scenarios with discrete actions?",
+        algo="qmix",
+        task="vmas",
+        overrides=("total_env_steps=500000",),
+        variants={
+            "balance": ("env_args.scenario=balance",),
+            "navigation": ("env_args.scenario=navigation",),
+        },
+        references="returns are the mean over agents of VMAS's per-agent rewards, summed over "
+        "the 100-step episode",
+    ),
     "smax_speed": Study(
         question="Can QMIX on SMAX 3m hold a test win rate of 0.9 from 1M env steps or earlier, "
         "in half the preset's wall time? Fewer, larger updates (PyMARL2's batch of 128) cost "
