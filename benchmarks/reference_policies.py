@@ -3,7 +3,8 @@
 Run: ``.venv/bin/python benchmarks/reference_policies.py mpe_simple_spread [--episodes 100]``
 (a family's task: ``... reference_policies.py mpe --set env_args.scenario=simple_reference_v3``).
 A learned policy should beat both; the figures put a task's learning curve in context. Works
-for task presets whose environment is not vectorised (LBF, RWARE, MPE, matrix games).
+for task presets whose environment is not vectorised (LBF, RWARE, MPE, matrix games) and for VMAS
+(``reference_policies.py vmas --set env_args.scenario=balance``), whose episodes run as one batch.
 
 For SMAX presets (``smax_3m``) it instead prints the win rate of a scripted focus-fire team:
 every ally walks towards the centre of the living enemies until one is in range, then all
@@ -17,12 +18,38 @@ import argparse
 import numpy as np
 
 from qmix import make_config
-from qmix.envs.registry import make_env, make_vector_env
+from qmix.envs.registry import env_spec, make_env, make_vector_env
+
+
+def choose(policy: str, avail: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Actions ``[..., N]`` from availabilities ``[..., N, A]``: action 0 (``noop``) or uniform
+    over each agent's available actions (``random``)."""
+    if policy == "noop":
+        return np.zeros(avail.shape[:-1], dtype=int)
+    return np.where(avail, rng.random(avail.shape), -1.0).argmax(-1)
+
+
+def play_batched(task: str, policy: str, episodes: int, overrides: list[str]) -> list[float]:
+    """Team return of ``episodes`` episodes of a vectorised simulator (VMAS), all at once."""
+    cfg = make_config("qmix", task, overrides)
+    envs = make_vector_env(cfg.env, cfg.env_args, episodes)
+    rng = np.random.default_rng(0)
+    active = np.ones(episodes, bool)
+    envs.reset(list(range(episodes)), active)
+    totals = np.zeros(episodes)
+    while active.any():
+        result = envs.step(choose(policy, envs.avail_actions(), rng), active)
+        totals += np.where(active, result.reward, 0.0)
+        active &= ~(result.terminated | result.truncated)
+    envs.close()
+    return totals.tolist()
 
 
 def play(task: str, policy: str, episodes: int, overrides: list[str]) -> list[float]:
     """Team return of ``episodes`` episodes (seeds 0..episodes-1) under ``policy``."""
     cfg = make_config("qmix", task, overrides)
+    if env_spec(cfg.env).vectorised:
+        return play_batched(task, policy, episodes, overrides)
     env = make_env(cfg.env, cfg.env_args)
     limit = env.env_info().episode_limit
     rng = np.random.default_rng(0)
@@ -31,12 +58,7 @@ def play(task: str, policy: str, episodes: int, overrides: list[str]) -> list[fl
         env.reset(seed)
         total = 0.0
         for _ in range(limit):
-            avail = env.avail_actions()  # [N, A]
-            if policy == "noop":
-                actions = np.zeros(len(avail), dtype=int)
-            else:  # uniform over each agent's available actions
-                actions = np.where(avail, rng.random(avail.shape), -1.0).argmax(-1)
-            result = env.step(actions)
+            result = env.step(choose(policy, env.avail_actions(), rng))  # [N, A] -> [N]
             total += result.reward
             if result.terminated or result.truncated:
                 break
