@@ -302,6 +302,11 @@ def _validate_networks(cfg: Config) -> None:
             "lr_anneal_env_steps must be >= 0 and lr_finish_fraction in (0, 1], got "
             f"{cfg.lr_anneal_env_steps} and {cfg.lr_finish_fraction}"
         )
+    if cfg.lr_finish_fraction != 1 and cfg.lr_anneal_env_steps == 0:
+        raise ConfigError(
+            "lr_finish_fraction is where lr_anneal_env_steps takes the learning rates: "
+            "set lr_anneal_env_steps > 0 too"
+        )
     if cfg.reward_scale <= 0:
         raise ConfigError(f"reward_scale must be > 0, got {cfg.reward_scale}")
     if cfg.hypernet_layers not in (1, 2):
