@@ -1,6 +1,11 @@
-"""Shared fixtures: one torch thread (fastest here), and a variable-length test task."""
+"""Shared fixtures: one torch thread (fastest here), a variable-length test task, and the
+benchmark scripts as modules."""
 
 from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -8,10 +13,21 @@ import torch
 
 from qmix.types import EnvInfo, StepResult
 
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
 
 @pytest.fixture(autouse=True)
 def _one_thread() -> None:
     torch.set_num_threads(1)
+
+
+def load_benchmark(name: str) -> ModuleType:
+    """``benchmarks/<name>.py`` imported as a module (the scripts are not a package)."""
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 class CountdownEnv:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import sys
 from pathlib import Path
@@ -11,19 +10,12 @@ from types import ModuleType
 import pytest
 
 import qmix
-
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+from tests.conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def gf() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "greedy_failures", BENCHMARKS / "greedy_failures.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("greedy_failures")
 
 
 def test_kind_reads_the_last_window_of_states(gf: ModuleType) -> None:
