@@ -42,9 +42,14 @@ def main() -> None:
     parser.add_argument("--best", action="store_true", help="model_best.pt, not model.pt")
     parser.add_argument("--window", type=int, default=10, help="last steps looked at")
     parser.add_argument("--show", type=int, default=5, help="stuck episodes printed")
+    parser.add_argument(
+        "--trust-env",
+        action="store_true",
+        help="build a module:factory environment the run names (as qmix eval --trust-env)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
-    run = qmix.load(args.run_dir, best=args.best, trust_env=True)
+    run = qmix.load(args.run_dir, best=args.best, trust_env=args.trust_env)
     cfg = run.config
     env = make_env(cfg.env, cfg.env_args)
     limit = env.env_info().episode_limit
