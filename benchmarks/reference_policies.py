@@ -18,6 +18,7 @@ import argparse
 import numpy as np
 
 from qmix import make_config
+from qmix.config import Config
 from qmix.envs.registry import env_spec, make_env, make_vector_env
 
 
@@ -29,9 +30,8 @@ def choose(policy: str, avail: np.ndarray, rng: np.random.Generator) -> np.ndarr
     return np.where(avail, rng.random(avail.shape), -1.0).argmax(-1)
 
 
-def play_batched(task: str, policy: str, episodes: int, overrides: list[str]) -> list[float]:
+def play_batched(cfg: Config, policy: str, episodes: int) -> list[float]:
     """Team return of ``episodes`` episodes of a vectorised simulator (VMAS), all at once."""
-    cfg = make_config("qmix", task, overrides)
     envs = make_vector_env(cfg.env, cfg.env_args, episodes)
     rng = np.random.default_rng(0)
     active = np.ones(episodes, bool)
@@ -49,7 +49,7 @@ def play(task: str, policy: str, episodes: int, overrides: list[str]) -> list[fl
     """Team return of ``episodes`` episodes (seeds 0..episodes-1) under ``policy``."""
     cfg = make_config("qmix", task, overrides)
     if env_spec(cfg.env).vectorised:
-        return play_batched(task, policy, episodes, overrides)
+        return play_batched(cfg, policy, episodes)
     env = make_env(cfg.env, cfg.env_args)
     limit = env.env_info().episode_limit
     rng = np.random.default_rng(0)
