@@ -24,7 +24,7 @@ from qmix.learners.coma import COMALearner
 from qmix.learners.q import QLearner
 from qmix.logging import CLOCK_KEYS
 from qmix.policy.exploration import LinearSchedule
-from qmix.trainer import train
+from qmix.trainer import train, updates_due
 
 ROOT = Path(__file__).resolve().parents[1]
 # two-step game: 2-step episodes, so a few thousand steps hold many checkpoints and updates
@@ -438,6 +438,34 @@ def test_a_ramped_update_rate_makes_the_updates_its_schedule_owes(tmp_path: Path
     assert all(row["eta_seconds"] >= 0 for row in rows) and rows[-1]["eta_seconds"] == 0
 
 
+def test_a_capped_rate_carries_its_fraction_but_saves_up_no_allowance() -> None:
+    """updates_per_collect 4, cap 0.2 per env step: two calls of 50 steps (10 owed: 4 each),
+    then calls of 10 steps (2 owed: 2 each, not 4 from what the long ones left), then 8 steps
+    (1.6: 1, then 2 with the 0.6 carried)."""
+    credit, made = 0.0, []
+    for steps in (50, 50, 10, 10, 8, 8):
+        updates, credit = updates_due(4, credit + 0.2 * steps, per_step=False, capped=True)
+        made.append(updates)
+    assert made == [4, 4, 2, 2, 1, 2]
+    assert updates_due(4, 2.5, per_step=True, capped=False) == (2, 0.5)  # the rate, uncapped
+    assert updates_due(4, 0.0, per_step=False, capped=False) == (4, 0.0)  # per collection
+
+
+def test_updates_per_env_step_max_caps_the_updates_per_collect(tmp_path: Path) -> None:
+    """Two-step episodes (2 env steps, one per collection call), 4 updates per call: a cap of
+    0.75 per env step makes 0.75 per step (1.5 per call: the fraction carried over); a cap of
+    10 does not bind, and its unused allowance is not saved up (exactly 4 per call)."""
+    base = ["total_env_steps=3000", "updates_per_collect=4", "log_interval_env_steps=100"]
+    for cap, per_step in ((0.75, 0.75), (10.0, 2.0)):
+        cfg = qmix.make_config("qmix", "two_step", [*base, f"updates_per_env_step_max={cap}"])
+        run = train(cfg, run_dir=tmp_path / str(cap), progress=False)
+        rows = [row for row in run.metrics if "updates" in row and row["updates"] > 0]
+        assert len(rows) > 20
+        for row in rows[1:]:
+            made = row["updates"] - rows[0]["updates"]
+            assert abs(made - per_step * (row["env_steps"] - rows[0]["env_steps"])) <= 1.0
+
+
 @pytest.mark.parametrize("algo", ["qmix", "coma"])
 def test_learning_rates_fall_to_their_fraction_and_stay(algo: str, tmp_path: Path) -> None:
     """lr_anneal_env_steps=600, lr_finish_fraction=0.1: after 1,000 steps every optimiser runs
@@ -469,3 +497,11 @@ def test_updates_per_env_step_and_per_collect_are_not_both_set() -> None:
         qmix.make_config("qmix", "two_step", ["updates_per_env_step_anneal_env_steps=100"])
     with pytest.raises(qmix.ConfigError, match="must be >= 0"):
         qmix.make_config("qmix", "two_step", ["updates_per_env_step_start=-1"])
+    with pytest.raises(qmix.ConfigError, match="updates_per_env_step_max must be >= 0"):
+        qmix.make_config("qmix", "two_step", ["updates_per_env_step_max=-1"])
+    with pytest.raises(qmix.ConfigError, match="caps updates_per_collect"):
+        qmix.make_config(
+            "qmix", "two_step", ["updates_per_env_step=0.5", "updates_per_env_step_max=0.2"]
+        )
+    with pytest.raises(qmix.ConfigError, match="does not use it"):
+        qmix.make_config("coma", "two_step", ["updates_per_env_step_max=0.5"])

@@ -131,6 +131,13 @@ class Config:
     updates_per_env_step_anneal_env_steps: int = _doc(
         "env steps of the linear ramp of the update rate; 0: updates_per_env_step throughout", 0
     )
+    updates_per_env_step_max: float = _doc(
+        "if > 0: updates_per_collect per call, but at most this many per env step collected "
+        "(the fraction carried over): as many updates per episode while episodes are long, "
+        "fewer once they are short (an update costs about the same however short its "
+        "episodes); 0: no cap",
+        0.0,
+    )
     target_update: Literal["hard", "soft"] = _doc(
         "hard copy every K episodes, or soft (tau)", "hard"
     )
@@ -186,6 +193,7 @@ LEARNER_KEYS: dict[str, frozenset[str]] = {
             "updates_per_env_step",
             "updates_per_env_step_start",
             "updates_per_env_step_anneal_env_steps",
+            "updates_per_env_step_max",
             "target_update",
             "target_update_interval_episodes",
             "target_tau",
@@ -272,16 +280,11 @@ def _validate(cfg: Config) -> None:
     if cfg.test_episodes < 0:
         raise ConfigError(f"test_episodes must be >= 0, got {cfg.test_episodes}")
     _validate_networks(cfg)
+    _validate_schedules(cfg)
 
 
-def _validate_networks(cfg: Config) -> None:
-    """Network and learning settings that depend on each other."""
-    if not 0.0 < cfg.weighting_alpha <= 1.0:
-        raise ConfigError(f"weighting_alpha must be in (0, 1], got {cfg.weighting_alpha}")
-    if cfg.weighting != "none" and cfg.mixer in ("none", "qtran", "qplex"):
-        raise ConfigError("Weighted QMIX weights the errors of a mixed Q_tot: mixer qmix or vdn")
-    if cfg.qtran_opt_loss_weight < 0 or cfg.qtran_nopt_loss_weight < 0:
-        raise ConfigError("qtran_opt_loss_weight and qtran_nopt_loss_weight must be >= 0")
+def _validate_schedules(cfg: Config) -> None:
+    """The update rate's and the learning rates' schedules."""
     if cfg.updates_per_env_step < 0 or cfg.updates_per_env_step_start < 0:
         raise ConfigError(
             "updates_per_env_step and updates_per_env_step_start must be >= 0, got "
@@ -297,6 +300,15 @@ def _validate_networks(cfg: Config) -> None:
             "updates_per_env_step_anneal_env_steps ramps the rate up to updates_per_env_step: "
             "set updates_per_env_step > 0 too"
         )
+    if cfg.updates_per_env_step_max < 0:
+        raise ConfigError(
+            f"updates_per_env_step_max must be >= 0, got {cfg.updates_per_env_step_max}"
+        )
+    if cfg.updates_per_env_step_max > 0 and cfg.updates_per_env_step > 0:
+        raise ConfigError(
+            "updates_per_env_step_max caps updates_per_collect; with updates_per_env_step > 0 "
+            "the rate is set already: set one of them (updates_per_env_step=0 if a preset sets it)"
+        )
     if cfg.lr_anneal_env_steps < 0 or not 0 < cfg.lr_finish_fraction <= 1:
         raise ConfigError(
             "lr_anneal_env_steps must be >= 0 and lr_finish_fraction in (0, 1], got "
@@ -307,6 +319,16 @@ def _validate_networks(cfg: Config) -> None:
             "lr_finish_fraction is where lr_anneal_env_steps takes the learning rates: "
             "set lr_anneal_env_steps > 0 too"
         )
+
+
+def _validate_networks(cfg: Config) -> None:
+    """Network and learning settings that depend on each other."""
+    if not 0.0 < cfg.weighting_alpha <= 1.0:
+        raise ConfigError(f"weighting_alpha must be in (0, 1], got {cfg.weighting_alpha}")
+    if cfg.weighting != "none" and cfg.mixer in ("none", "qtran", "qplex"):
+        raise ConfigError("Weighted QMIX weights the errors of a mixed Q_tot: mixer qmix or vdn")
+    if cfg.qtran_opt_loss_weight < 0 or cfg.qtran_nopt_loss_weight < 0:
+        raise ConfigError("qtran_opt_loss_weight and qtran_nopt_loss_weight must be >= 0")
     if cfg.reward_scale <= 0:
         raise ConfigError(f"reward_scale must be > 0, got {cfg.reward_scale}")
     if cfg.hypernet_layers not in (1, 2):

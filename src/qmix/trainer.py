@@ -85,6 +85,23 @@ from qmix.seeding import TEST_STREAM, TRAIN_STREAM, episode_seeds, seed_stream
 from qmix.types import EnvInfo
 
 
+def updates_due(
+    per_collect: int, credit: float, *, per_step: bool, capped: bool
+) -> tuple[int, float]:
+    """The updates to make after a collection call, and the credit left for the next.
+
+    ``credit`` is what the update rate owes so far (the rate times the env steps collected).
+    Per step: the whole updates it owes, the fraction carried over. Capped: ``per_collect``,
+    but no more than it owes; the fraction carries over only while the cap binds (an allowance
+    unused on long episodes is not saved up for a burst on short ones). Otherwise
+    ``per_collect``.
+    """
+    owed = int(credit)
+    if per_step or (capped and owed <= per_collect):
+        return owed, credit - owed
+    return per_collect, 0.0
+
+
 def run_name(cfg: Config) -> str:
     """``<algo>_<task>_seed<seed>``, with characters unsafe in file names replaced."""
     task = re.sub(r"[^A-Za-z0-9_.-]+", "-", cfg.task)  # module:factory tasks have a colon
@@ -501,10 +518,13 @@ class _Training:
         self.learner, self.runner, self.buffer = learner, runner, buffer
         self.state, self.rng = state, rng
         self.fresh: EpisodeBatch | None = None  # on-policy: the episodes just played
-        # updates per env step (a constant, or a linear ramp up to it); unused when 0
+        # updates per env step (a constant, or a linear ramp up to it; or the cap on
+        # updates_per_collect); unused when 0
         ramp = cfg.updates_per_env_step_anneal_env_steps
-        start = cfg.updates_per_env_step_start if ramp > 0 else cfg.updates_per_env_step
-        self.update_rate = LinearSchedule(start, cfg.updates_per_env_step, ramp)
+        rate = cfg.updates_per_env_step or cfg.updates_per_env_step_max
+        self.update_rate = LinearSchedule(
+            cfg.updates_per_env_step_start if ramp > 0 else rate, rate, ramp
+        )
         # the learning rates' factor (1 throughout unless lr_anneal_env_steps > 0)
         self.lr_scale = LinearSchedule(1.0, cfg.lr_finish_fraction, cfg.lr_anneal_env_steps)
         # this process's time in updates and its counts at its start, for the ETA
@@ -562,7 +582,8 @@ class _Training:
     def learn(self) -> None:
         """Off-policy: ``updates_per_collect`` updates on replay samples, or as many as
         ``updates_per_env_step`` owes for the steps collected (once the buffer can give
-        samples: steps before that are owed nothing). On-policy: one update on the episodes
+        samples: steps before that are owed nothing), or ``updates_per_collect`` capped at
+        what ``updates_per_env_step_max`` allows for them. On-policy: one update on the episodes
         just played, which are then dropped (never reused)."""
         cfg, state = self.cfg, self.state
         if cfg.lr_anneal_env_steps > 0:
@@ -575,10 +596,12 @@ class _Training:
         if not self.buffer.can_sample(cfg.batch_size_episodes):
             state.update_credit = 0.0
             return
-        updates = cfg.updates_per_collect
-        if cfg.updates_per_env_step > 0:
-            updates = int(state.update_credit)
-            state.update_credit -= updates
+        updates, state.update_credit = updates_due(
+            cfg.updates_per_collect,
+            state.update_credit,
+            per_step=cfg.updates_per_env_step > 0,
+            capped=cfg.updates_per_env_step_max > 0,
+        )
         start = time.perf_counter()
         for _ in range(updates):
             self._update(self.buffer.sample(cfg.batch_size_episodes, self.rng).to(cfg.device))
