@@ -695,10 +695,11 @@ class _Training:
 
     def eta(self) -> float:
         """Seconds left, as the progress line shows them: from this process's time per env
-        step and (with a fixed or ramped update rate, whose updates to come are known) per
-        update."""
+        step and (with a fixed or ramped update rate, whose updates to come are known, or a
+        cap on them, taken as reached for the rest of the run: an upper bound) per update."""
         cfg, state = self.cfg, self.state
-        rated = self.buffer is not None and cfg.updates_per_env_step > 0
+        rate = cfg.updates_per_env_step > 0 or cfg.updates_per_env_step_max > 0
+        rated = self.buffer is not None and rate
         return eta_seconds(
             elapsed=time.perf_counter() - self.started - self.earlier_seconds,
             learn_seconds=self.learn_seconds,
