@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from qmix.logging import eta_seconds
+from qmix.logging import capped_updates_left, eta_seconds
 from qmix.policy.exploration import LinearSchedule
 
 
@@ -37,3 +37,11 @@ def test_a_rising_update_rate_is_foreseen() -> None:
 
 def test_nothing_done_yet_gives_no_estimate() -> None:
     assert eta_seconds(5.0, 0.0, 0, 0, 1_000, 10.0) == 0.0
+
+
+def test_a_capped_rate_is_estimated_between_its_bounds() -> None:
+    """Rate 0.08 so far, cap 0.15, 180k steps left: half-way between keeping 0.08 (14.4k
+    updates) and the cap from now on (27k): 20.7k. A rate above the cap counts as the cap."""
+    assert capped_updates_left(0.08, 0.15, 180_000) == pytest.approx(20_700.0)
+    assert capped_updates_left(0.3, 0.15, 1_000) == pytest.approx(150.0)
+    assert capped_updates_left(0.08, 0.15, 0) == 0.0

@@ -232,6 +232,22 @@ def eta_seconds(
     return per_step * steps_left + learn_seconds / updates_done * updates_left
 
 
+def capped_updates_left(rate_so_far: float, cap: float, steps_left: int) -> float:
+    """The updates a capped per-episode rate still makes, as the progress line estimates them.
+
+    Per-episode updates per env step rise as episodes shorten, up to the cap: at most ``cap``
+    per step for the rest of the run, at least the rate so far (episodes shorten, never
+    lengthen, as agents learn). The estimate is the rate rising evenly from where it is to the
+    cap by the end: half-way between the two bounds.
+
+    Args:
+        rate_so_far: updates per env step so far (taken at most ``cap``).
+        cap: ``updates_per_env_step_max``.
+        steps_left: env steps to the budget.
+    """
+    return steps_left * (min(rate_so_far, cap) + cap) / 2
+
+
 class Progress:
     """Progress line: env steps, episodes, returns, steps/s and ETA.
 

@@ -59,6 +59,7 @@ from qmix.learners.q import QLearner
 from qmix.logging import (
     MetricsWriter,
     Progress,
+    capped_updates_left,
     eta_seconds,
     read_metrics,
     run_metadata,
@@ -695,20 +696,26 @@ class _Training:
 
     def eta(self) -> float:
         """Seconds left, as the progress line shows them: from this process's time per env
-        step and (with a fixed or ramped update rate, whose updates to come are known, or a
-        cap on them, taken as reached for the rest of the run: an upper bound) per update."""
+        step and, where the updates to come can be foreseen, per update: a fixed or ramped
+        update rate knows them; a capped per-episode rate estimates them
+        (:func:`capped_updates_left`); plain updates per collection call cannot."""
         cfg, state = self.cfg, self.state
-        rate = cfg.updates_per_env_step > 0 or cfg.updates_per_env_step_max > 0
-        rated = self.buffer is not None and rate
+        steps_done = state.env_steps - self.first_steps
+        updates_done = state.updates - self.first_updates
+        steps_left = max(cfg.total_env_steps - state.env_steps, 0)
+        updates_left: float | None = None
+        if self.buffer is not None and cfg.updates_per_env_step > 0:
+            updates_left = self.update_rate.total(state.env_steps, cfg.total_env_steps)
+        elif self.buffer is not None and cfg.updates_per_env_step_max > 0:
+            rate = updates_done / max(steps_done, 1)
+            updates_left = capped_updates_left(rate, cfg.updates_per_env_step_max, steps_left)
         return eta_seconds(
             elapsed=time.perf_counter() - self.started - self.earlier_seconds,
             learn_seconds=self.learn_seconds,
-            steps_done=state.env_steps - self.first_steps,
-            updates_done=state.updates - self.first_updates,
-            steps_left=max(cfg.total_env_steps - state.env_steps, 0),
-            updates_left=(
-                self.update_rate.total(state.env_steps, cfg.total_env_steps) if rated else None
-            ),
+            steps_done=steps_done,
+            updates_done=updates_done,
+            steps_left=steps_left,
+            updates_left=updates_left,
         )
 
     # -- checkpoints ---------------------------------------------------------------------
