@@ -18,7 +18,8 @@ them within one run, never across runs. Prints per task and revision:
   seconds of the seeds there); "—" if never;
 - the mean final test score and the median wall time of a run;
 - how far off the progress line's ETA was at 10% of the run: the remaining time it predicted
-  against the time the run still took (-20%: a fifth too short).
+  against the time the run still took (-20%: a fifth too short);
+- the machine's speed before and after the runs (seconds for 10^7 Python additions).
 
 Thresholds: ``lbf`` (``make demo``: LBF 8x8-2p-2f-coop) a test return of 0.95; ``smax`` (SMAX
 3m) a test win rate of 0.9; ``mpe`` (simple_spread) a test return of -56, today's peak. Wall
@@ -31,6 +32,7 @@ import argparse
 import os
 import shlex
 import subprocess
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,6 +138,16 @@ def table(target: Target, results: dict[str, list[list[dict[str, Any]]]], seeds:
     return "\n".join(lines)
 
 
+def python_speed() -> float:
+    """Seconds for 10^7 Python additions in this process: this machine's speed now (it varies
+    from day to day by a third or more), printed beside wall times so that records made on
+    different days can be told apart."""
+    start, total = time.perf_counter(), 0
+    for i in range(10**7):
+        total += i
+    return time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tasks", default="lbf", help=f"from {', '.join(TASKS)}")
@@ -164,8 +176,10 @@ def main() -> None:
         run_dir = args.out / "runs" / tag / f"{task}_seed{seed}"  # beside the checkouts
         return run(sources[rev], TASKS[task], seed, args.set, run_dir, args.resume)
 
+    speed_before = python_speed()
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         rows = list(pool.map(one, jobs))
+    speed_after = python_speed()
     results: dict[str, dict[str, list[list[dict[str, Any]]]]] = {
         t: {r: [] for r in sources} for t in tasks
     }
@@ -177,9 +191,12 @@ def main() -> None:
         + [x for rev in args.rev for x in ("--rev", rev)]
         + (["--set", *args.set] if args.set else [])
     )
-    text = "\n\n".join(
-        [*(table(TASKS[t], results[t], len(args.seeds)) for t in tasks), f"Command: `{command}`"]
+    speed = (
+        f"Machine speed: 10^7 Python additions took {speed_before:.2f} s before the runs and "
+        f"{speed_after:.2f} s after (compare wall times across records only at similar speeds)."
     )
+    tables = [table(TASKS[t], results[t], len(args.seeds)) for t in tasks]
+    text = "\n\n".join([*tables, f"Command: `{command}`", speed])
     print(text)
     if args.record is not None:
         args.record.write_text(text + "\n")
