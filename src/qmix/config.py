@@ -75,8 +75,10 @@ class Config:
         "qmix, vdn, none (IQL), qtran (QTRAN-base's joint networks) or qplex (duplex dueling)",
         "qmix",
     )
-    mixer_input: Literal["state", "obs_concat"] = _doc(
-        "mixer conditioning: env state, or the concatenated agent observations", "state"
+    mixer_input: Literal["state", "obs_concat", "state_obs", "constant"] = _doc(
+        "what the hypernetworks see: the env state, the concatenated agent observations, both "
+        "(state_obs), or a constant (mixing weights that depend on nothing: the control)",
+        "state",
     )
     mixing_embed_dim: int = _doc("QMIX mixing-layer width E", 32)
     hypernet_layers: int = _doc("depth of the weight hypernetworks: 1 or 2", 1)

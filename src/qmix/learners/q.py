@@ -21,7 +21,7 @@ from qmix.learners.maths import (
     masked_td_loss,
     td_lambda_targets,
 )
-from qmix.networks.mixers import Mixer, mixer_inputs
+from qmix.networks.mixers import Mixer, MixerInput, mixer_inputs
 from qmix.networks.steps import on_valid_steps
 from qmix.policy.controller import AgentController
 from qmix.policy.exploration import LinearSchedule
@@ -74,7 +74,7 @@ class QLearner:
     Args:
         controller: owns the online agent network and builds agent inputs.
         mixer: ``QMixer``, ``VDNMixer``, or ``None`` for IQL.
-        mixer_input: ``state`` or ``obs_concat``.
+        mixer_input: what the mixer is conditioned on (:data:`~qmix.networks.mixers.MixerInput`).
         gamma: discount.
         td_lambda: 0 for one-step TD.
         double_q: choose target actions with the online network.
@@ -94,7 +94,7 @@ class QLearner:
         controller: AgentController,
         mixer: Mixer | None,
         *,
-        mixer_input: Literal["state", "obs_concat"] = "state",
+        mixer_input: MixerInput = "state",
         gamma: float = 0.99,
         td_lambda: float = 0.0,
         double_q: bool = True,

@@ -11,30 +11,44 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-MixerInput = Literal["state", "obs_concat"]
-"""What the mixer is conditioned on: the env state, or the agents' observations side by side
-(the alternative the user's notes ask about)."""
+MixerInput = Literal["state", "obs_concat", "state_obs", "constant"]
+"""What the mixer is conditioned on: the env state, the agents' observations side by side (the
+alternative the user's notes ask about), both, or a constant (the control: mixing weights that
+depend on nothing)."""
+
+MIXER_INPUTS: tuple[MixerInput, ...] = ("state", "obs_concat", "state_obs", "constant")
 
 
 def mixer_input_dim(kind: MixerInput, state_dim: int, n_agents: int, obs_dim: int) -> int:
-    """``S'``: the width of :func:`mixer_inputs` (``S``, or ``N * O``)."""
-    return state_dim if kind == "state" else n_agents * obs_dim
+    """``S'``: the width of :func:`mixer_inputs` (``S``, ``N * O``, ``S + N * O`` or 1)."""
+    widths = {
+        "state": state_dim,
+        "obs_concat": n_agents * obs_dim,
+        "state_obs": state_dim + n_agents * obs_dim,
+        "constant": 1,
+    }
+    return widths[kind]
 
 
 def mixer_inputs(kind: MixerInput, obs: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
     """The mixer's conditioning input, the one rule for every caller.
 
     Args:
-        kind: ``state`` or ``obs_concat``.
+        kind: ``state``, ``obs_concat``, ``state_obs`` or ``constant``.
         obs: ``[..., N, O]`` agent observations.
         state: ``[..., S]`` env states (same leading axes).
 
     Returns:
-        ``[..., S']``: ``state`` itself, or the observations concatenated (``S' = N * O``).
+        ``[..., S']``: ``state`` itself; the observations concatenated (``S' = N * O``); the
+        state followed by them (``S + N * O``); or ones (``S' = 1``), the same for every input,
+        so that the hypernetworks' outputs are plain learned parameters.
     """
     if kind == "state":
         return state
-    return obs.reshape(*obs.shape[:-2], obs.shape[-2] * obs.shape[-1])
+    if kind == "constant":
+        return state.new_ones(*state.shape[:-1], 1)
+    joint = obs.reshape(*obs.shape[:-2], obs.shape[-2] * obs.shape[-1])  # [..., N * O]
+    return joint if kind == "obs_concat" else torch.cat([state, joint], dim=-1)
 
 
 class Mixer(nn.Module):
