@@ -118,7 +118,7 @@ def test_a_family_named_as_the_task_trains_with_its_family_preset() -> None:
     sources: dict[str, str] = {}
     key = "Foraging-10x10-3p-3f-v3"
     cfg = make_config("qmix", "lbf", [f"env_args.key={key}"], sources=sources)
-    assert cfg.env == "lbf" and cfg.env_args == {"key": key}
+    assert cfg.env == "lbf" and cfg.env_args == {"state": "simulator", "key": key}
     assert cfg.optimizer == "adam" and cfg.updates_per_collect == 32 and cfg.n_envs == 8
     assert sources["lr"] == "family preset 'lbf' (q: section)"
     assert sources["n_envs"] == "family preset 'lbf'"

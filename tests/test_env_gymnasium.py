@@ -155,6 +155,56 @@ def test_team_reward_is_sum_of_agent_rewards_and_obs_match_raw_env() -> None:
     assert max(paid) > 0  # the comparison covered a step that paid something
 
 
+def _simulator_state(env: LBFEnv, cells: np.ndarray) -> np.ndarray:
+    """LBF's state as documented, raw: players' (row, col, level), then the foods of ``cells``
+    in that order, (-1, -1, 0) once eaten."""
+    game = env._unwrapped
+    players = [[*p.position, p.level] for p in game.players]
+    foods = [[r, c, game.field[r, c]] if game.field[r, c] else [-1, -1, 0] for r, c in cells]
+    return np.array(players + foods, dtype=np.float32).reshape(-1)
+
+
+def test_lbf_state_is_every_player_and_food_of_the_simulator() -> None:
+    """Raw (unscaled) so that the values can be read off the simulator: the food slots keep the
+    order they had at reset, and a food eaten leaves (-1, -1, 0) in its own slot."""
+    env = make_lbf(LBF_8X8, normalize_obs=False, state="simulator")
+    env.reset(seed=3)
+    cells = np.argwhere(env._unwrapped.field > 0)  # [F, 2], row by row
+    assert len(cells) == 2
+    np.testing.assert_array_equal(env.state(), _simulator_state(env, cells))
+    rng = np.random.default_rng(0)
+    eaten = False
+    for _ in range(50):
+        result = env.step(random_available(env.avail_actions(), rng) if eaten else forage(env))
+        np.testing.assert_array_equal(env.state(), _simulator_state(env, cells))
+        eaten = eaten or result.reward > 0
+        if result.terminated or result.truncated:
+            break
+    assert eaten and (env.state()[6:] == -1).any()  # one slot marked eaten, in place
+
+
+def test_lbf_state_is_scaled_like_the_observations_and_sees_what_agents_do_not() -> None:
+    """With sight 2 on 8x8 an agent often sees no food at all; the state always holds both
+    foods. Entries lie in [-1, 1], as the observations do."""
+    env = make_lbf("Foraging-2s-8x8-2p-2f-coop-v3", state="simulator")
+    rng = np.random.default_rng(1)
+    unseen = 0
+    for seed in range(5):
+        env.reset(seed=seed)
+        for _ in range(10):
+            state, obs = env.state(), env.observations()
+            assert np.abs(state).max() <= 1.0 and (state[6:9] >= 0).all()
+            unseen += int((obs[:, 2] == 0).any())  # an agent whose first food slot is empty
+            if env.step(random_available(env.avail_actions(), rng)).truncated:
+                break
+    assert unseen > 0
+    # (row, col, level) of every player and food: 3 N + 3 F; the default, as before: N * O
+    assert make_lbf("Foraging-10x10-3p-3f-v3", state="simulator").env_info().state_dim == 18
+    assert make_lbf(LBF_8X8).env_info().state_dim == 24
+    with pytest.raises(ValueError, match="state must be"):
+        make_lbf(LBF_8X8, state="global")
+
+
 def test_lbf_masks_match_valid_actions() -> None:
     rng = np.random.default_rng(0)
     loads_seen = 0

@@ -31,6 +31,8 @@ def test_mpe_default_episode_limit_is_25_and_sizes() -> None:
     info = env.env_info()
     assert (info.n_agents, info.n_actions, info.episode_limit) == (4, 5, 25)
     assert info.state_dim == info.n_agents * info.obs_dim  # homogeneous agents: no padding
+    simulated = make_mpe("simple_spread_v3", N=4, state="simulator").env_info()
+    assert simulated.state_dim == 4 * 4 + 4 * 2  # 4 agents' position and velocity, 4 landmarks
 
 
 def test_speaker_listener_padding_and_masks() -> None:
@@ -53,8 +55,28 @@ def test_speaker_listener_padding_and_masks() -> None:
         env.step(np.array([4, 0]))  # a padded action of the speaker
 
 
-def test_mpe_state_is_the_env_state() -> None:
-    env = make_mpe("simple_speaker_listener_v4")
+def test_mpe_state_is_the_simulators_positions_and_velocities() -> None:
+    """simple_spread: every agent's absolute (x, y, vx, vy), then every landmark's (x, y), read
+    from the world after each reset and step; the agents' observations are agent-centred
+    (landmarks relative to themselves), so neither input is the other."""
+    env = make_mpe("simple_spread_v3", state="simulator")
+    world = env.env.unwrapped.world
+    rng = np.random.default_rng(0)
+    for seed in (0, 1):
+        env.reset(seed=seed)
+        for _ in range(5):
+            agents = [[*a.state.p_pos, *a.state.p_vel] for a in world.agents]
+            landmarks = [list(lm.state.p_pos) for lm in world.landmarks]
+            expected = np.array([x for row in agents + landmarks for x in row], dtype=np.float32)
+            np.testing.assert_array_equal(env.state(), expected)
+            env.step(rng.integers(5, size=3))
+    assert (env.state()[2:4] != 0).any()  # velocities move once the agents do
+    with pytest.raises(ValueError, match="state must be"):
+        make_mpe("simple_spread_v3", state="world")
+
+
+def test_mpe_observations_state_is_the_env_state() -> None:
+    env = make_mpe("simple_speaker_listener_v4")  # state="observations", the default
     env.reset(seed=1)
     for _ in range(3):
         assert np.array_equal(env.state(), env.env.state())

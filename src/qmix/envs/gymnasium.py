@@ -4,7 +4,9 @@ A multi-agent gymnasium task here is one whose observation and action spaces are
 ``gymnasium.spaces.Tuple`` with one entry per agent, whose actions are ``Discrete``, and whose
 ``step`` returns one reward per agent. The team reward is the **sum** of the agents' rewards
 (EPyMARL's common-reward convention). The global state is the concatenation of the (padded)
-agent observations ``[N * O]``: neither LBF nor RWARE offers a global state vector.
+agent observations ``[N * O]``; LBF's adapter can read every player and food from the
+simulator instead (``state="simulator"``, which the LBF family preset sets; :class:`LBFEnv`).
+RWARE offers no state vector of its own.
 
 Time limits (DESIGN.md section 3): LBF 2.0.0 and RWARE 2.0.0 both report their step limit as
 ``terminated=True`` with ``truncated=False``. :class:`LBFEnv` turns it into a truncation unless
@@ -109,6 +111,10 @@ class GymnasiumMultiAgentEnv:
     def _update_avail(self) -> None:
         """Refresh ``self._avail [N, A]`` after reset/step (default: the static padding mask)."""
 
+    def _write_state(self) -> None:
+        """Refresh ``self._state`` after reset/step (default: nothing, the state being a view of
+        the observations)."""
+
     def _frame(self) -> Any:
         """One RGB frame from the env (default: gymnasium's ``render()``)."""
         if getattr(self._env, "render_mode", None) != "rgb_array":
@@ -135,6 +141,7 @@ class GymnasiumMultiAgentEnv:
         """Start a new episode; ``seed`` goes to the gymnasium env's ``reset(seed=...)``."""
         obs, _ = self._env.reset(seed=seed)
         self._write_obs(obs)
+        self._write_state()
         self._update_avail()
         self._t = 0
         self._ended = False
@@ -144,7 +151,8 @@ class GymnasiumMultiAgentEnv:
         return self._obs
 
     def state(self) -> np.ndarray:
-        """Concatenated agent observations ``[S] = [N * O]`` float32 (a view of the buffer)."""
+        """The global state ``[S]`` float32 (the adapter's buffer; copy to keep): by default the
+        concatenated agent observations ``[N * O]`` (a view of their buffer)."""
         return self._state
 
     def avail_actions(self) -> np.ndarray:
@@ -168,6 +176,7 @@ class GymnasiumMultiAgentEnv:
         obs, rewards, terminated, truncated, info = self._env.step(acts.tolist())
         self._t += 1
         self._write_obs(obs)
+        self._write_state()
         self._update_avail()
         env_ended = bool(terminated)
         terminated = env_ended and self._is_true_terminal()
@@ -206,14 +215,26 @@ class LBFEnv(GymnasiumMultiAgentEnv):
     so inputs lie in [-1, 1] and the "not visible" marker -1 stays negative. Raw LBF inputs
     reach 7 on 8x8 grids, which makes QMIX's hypernetworks start with ``|Q_tot|`` around 30
     for rewards of at most 1 (docs/implementation.md, "Input scale").
+
+    The global state with ``state="simulator"`` (what the LBF family preset sets) is read from
+    the simulator, whatever
+    the agents' sight: every player's ``(row, col, level)`` in agent order, then every food's
+    ``(row, col, level)`` in a fixed order for the episode (where the foods lay at reset, row by
+    row), ``(-1, -1, 0)`` once eaten and for food slots the episode did not fill; ``[3 N + 3 F]``
+    for ``F`` = LBF's ``max_num_food``, absolute coordinates, scaled like the observations.
+    ``state="observations"`` (the default: what this adapter gave before, so that runs made
+    before resume unchanged) gives the concatenated observations, each listing its agent first.
     """
 
-    def __init__(self, env: Any, normalize_obs: bool = True) -> None:
+    def __init__(self, env: Any, normalize_obs: bool = True, state: str = "observations") -> None:
         from lbforaging.foraging.environment import Action
 
+        if state not in ("simulator", "observations"):
+            raise ValueError(f"state must be 'simulator' or 'observations', got {state!r}")
         # Enum.value is a slow property; a dict lookup per valid action is ~5x cheaper.
         self._action_index = {action: action.value for action in Action}
         self._scale: np.ndarray | None = None
+        self._simulator_state = False
         super().__init__(env, episode_limit=int(env.unwrapped._max_episode_steps))
         if normalize_obs:
             scale = np.ones_like(self._obs)  # [N, O]
@@ -221,6 +242,38 @@ class LBFEnv(GymnasiumMultiAgentEnv):
                 high = np.asarray(space.high, dtype=np.float32).reshape(-1)
                 scale[i, : high.size] = 1.0 / np.maximum(np.abs(high), 1.0)
             self._scale = scale
+        if state == "simulator":
+            lbf = self._unwrapped
+            n, food = len(lbf.players), int(lbf.max_num_food)
+            high = np.asarray(env.observation_space[0].high, dtype=np.float32).reshape(-1)
+            rows, cols = lbf.field.shape
+            # scale of (row, col, level): the observations' bounds, or 1 without normalize_obs
+            grid = [rows - 1, cols - 1] if normalize_obs else [1, 1]
+            levels = [float(max(lbf.max_player_level)), float(high[2])] if normalize_obs else [1, 1]
+            self._player_scale = np.array([*grid, levels[0]], dtype=np.float32)  # [3]
+            self._food_scale = np.array([*grid, levels[1]], dtype=np.float32)  # [3]
+            self._state = np.zeros(3 * n + 3 * food, dtype=np.float32)  # [S]
+            self._food_cells = np.zeros((0, 2), dtype=np.int64)  # [F', 2] this episode's foods
+            self._n_food = food
+            self._info = dataclasses.replace(self._info, state_dim=int(self._state.size))
+            self._simulator_state = True  # written from the first reset on
+
+    def _write_state(self) -> None:
+        if not self._simulator_state:
+            return
+        lbf = self._unwrapped
+        players = np.array(
+            [[*p.position, p.level] for p in lbf.players], dtype=np.float32
+        )  # [N, 3]
+        foods = np.tile(np.array([-1.0, -1.0, 0.0], dtype=np.float32), (self._n_food, 1))
+        cells = self._food_cells  # [F', 2]
+        if len(cells):
+            levels = lbf.field[cells[:, 0], cells[:, 1]].astype(np.float32)  # [F']
+            left = levels > 0
+            foods[: len(cells)][left] = np.column_stack([cells, levels])[left] / self._food_scale
+        n = len(players)
+        self._state[: 3 * n] = (players / self._player_scale).reshape(-1)
+        self._state[3 * n :] = foods.reshape(-1)
 
     def _write_obs(self, obs: Any) -> None:
         super()._write_obs(obs)
@@ -236,7 +289,11 @@ class LBFEnv(GymnasiumMultiAgentEnv):
         """
         for player in self._unwrapped.players:
             player.position = None
+        self._food_cells = np.zeros((0, 2), dtype=np.int64)
         super().reset(seed)
+        if self._simulator_state:  # this episode's foods, in a fixed order, then the state
+            self._food_cells = np.argwhere(self._unwrapped.field > 0)[: self._n_food]
+            self._write_state()
 
     def _is_true_terminal(self) -> bool:
         # ForagingEnv.step: game over = field.sum() == 0 (no food left) or the step limit.
@@ -343,7 +400,10 @@ def make_gymnasium(
 
 
 def make_lbf(
-    key: str = "Foraging-8x8-2p-2f-coop-v3", normalize_obs: bool = True, **kwargs: Any
+    key: str = "Foraging-8x8-2p-2f-coop-v3",
+    normalize_obs: bool = True,
+    state: str = "observations",
+    **kwargs: Any,
 ) -> LBFEnv:
     """Level-Based Foraging; episode limit = LBF's ``max_episode_steps`` (50 when registered).
 
@@ -351,12 +411,15 @@ def make_lbf(
         key: an lbforaging id, e.g. ``"Foraging-8x8-2p-2f-coop-v3"`` or
             ``"Foraging-2s-10x10-3p-3f-v3"``.
         normalize_obs: divide each observation entry by its bound (inputs in [-1, 1]).
+        state: ``"simulator"`` (every player and food, whatever the sight; see
+            :class:`LBFEnv`; the family preset's) or ``"observations"`` (the concatenated
+            observations; the default, as before).
         **kwargs: ``ForagingEnv`` arguments overriding the registered ones (``max_episode_steps``
             included: it is given to LBF itself, not to a gymnasium TimeLimit wrapper), or
             ``gymnasium.make`` options.
 
     Returns:
-        the adapter: masks from LBF's valid actions, state = concatenated observations.
+        the adapter: masks from LBF's valid actions, the state as ``state`` says.
     """
     import gymnasium
     import lbforaging  # noqa: F401  (importing it registers the Foraging-* ids)
@@ -373,7 +436,7 @@ def make_lbf(
         target = dataclasses.replace(spec, kwargs={**spec.kwargs, "max_episode_steps": limit})
     if not str(getattr(target, "id", target)).startswith("Foraging"):
         raise ValueError(f"unknown LBF task {key!r}: ids look like 'Foraging-8x8-2p-2f-coop-v3'")
-    return LBFEnv(_gym_make(target, kwargs, "Foraging-8x8-2p-2f-coop-v3"), normalize_obs)
+    return LBFEnv(_gym_make(target, kwargs, "Foraging-8x8-2p-2f-coop-v3"), normalize_obs, state)
 
 
 def make_rware(key: str = "rware-tiny-2ag-v2", **kwargs: Any) -> RWAREEnv:

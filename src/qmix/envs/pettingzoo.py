@@ -10,8 +10,10 @@ a :class:`~qmix.envs.base.MultiAgentEnv`:
 - **Action masks** come from the env when it gives them, in either PettingZoo convention:
   an observation dict ``{"observation": ..., "action_mask": ...}`` or
   ``info[agent]["action_mask"]``. Otherwise every real action is available.
-- **Global state** is ``env.state()`` when the env implements it (mpe2 does: the concatenated
-  unpadded observations), else the concatenated padded observations ``[N * O]``.
+- **Global state** is ``env.state()`` when the env implements it, else the concatenated padded
+  observations ``[N * O]``; or what a ``state_fn`` reads from the simulator (MPE with
+  ``state="simulator"``, as its family preset sets: :func:`mpe_world_state`; by default mpe2's
+  ``state()``, the concatenated unpadded observations).
 - **Team reward** is the SUM of the agents' rewards, the common-reward convention of EPyMARL.
   For MPE ``simple_spread`` with ``N`` agents that is ``N * (1 - local_ratio) * global +
   local_ratio * sum(collision penalties)``, so returns scale with ``N``.
@@ -36,6 +38,7 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -70,13 +73,20 @@ class PettingZooEnv:
             observations (zeros for absent agents) instead of calling ``env.state()``. Only
             for envs whose ``state()`` is exactly that, such as mpe2: it saves computing every
             observation a second time each step.
+        state_fn: a function of nothing giving the global state ``[S]`` (read after every
+            reset and step), in place of ``env.state()``: a state the adapter builds from the
+            simulator itself (MPE's :func:`mpe_world_state`).
 
     Raises:
         ValueError: a non-discrete action space, or no episode limit given or found.
     """
 
     def __init__(
-        self, env: Any, episode_limit: int | None = None, state_from_observations: bool = False
+        self,
+        env: Any,
+        episode_limit: int | None = None,
+        state_from_observations: bool = False,
+        state_fn: Callable[[], np.ndarray] | None = None,
     ) -> None:
         from gymnasium import spaces
 
@@ -134,9 +144,13 @@ class PettingZooEnv:
         # (env.state()) or "padded" (the padded observations); decided after the first reset.
         self._state_mode = "raw" if state_from_observations else "pending"
         self._state = np.zeros(self._offsets[-1], dtype=np.float32)  # [S]
+        self._state_fn = state_fn
 
         self._reset_env(None)
-        if not state_from_observations:
+        if state_fn is not None:
+            self._state = np.asarray(state_fn(), dtype=np.float32).reshape(-1).copy()
+            self._state_mode = "fn"
+        elif not state_from_observations:
             # The env's own state when it implements state() (ParallelEnv's default raises).
             try:
                 self._state = np.asarray(env.state(), dtype=np.float32).reshape(-1).copy()
@@ -284,7 +298,9 @@ class PettingZooEnv:
                     self._avail[i, 0] = True  # the contract needs one action; 0 stands in
 
     def _read_state(self) -> None:
-        if self._state_mode == "env":
+        if self._state_fn is not None:
+            self._state[:] = np.asarray(self._state_fn(), dtype=np.float32).reshape(-1)
+        elif self._state_mode == "env":
             self._state[:] = np.asarray(self.env.state(), dtype=np.float32).reshape(-1)
         elif self._state_mode == "padded":
             self._state[:] = self._obs.reshape(-1)
@@ -310,8 +326,29 @@ def make_pettingzoo(env: Any, episode_limit: int | None = None, **kwargs: Any) -
     return PettingZooEnv(env, episode_limit=episode_limit)
 
 
+def mpe_world_state(world: Any) -> np.ndarray:
+    """MPE's state from its simulator: every agent's absolute position and velocity, then every
+    landmark's absolute position (and velocity, if it moves), in the world's order.
+
+    Args:
+        world: an mpe2 ``World`` (``env.unwrapped.world``).
+
+    Returns:
+        ``[4 N + 2 L]`` float32 for ``N`` agents and ``L`` fixed landmarks (simple_spread: 18).
+    """
+    parts = [x for a in world.agents for x in (a.state.p_pos, a.state.p_vel)]
+    for landmark in world.landmarks:
+        parts.append(landmark.state.p_pos)
+        if landmark.movable:
+            parts.append(landmark.state.p_vel)
+    return np.concatenate(parts).astype(np.float32)
+
+
 def make_mpe(
-    scenario: str = "simple_spread_v3", render_mode: str | None = "rgb_array", **kwargs: Any
+    scenario: str = "simple_spread_v3",
+    render_mode: str | None = "rgb_array",
+    state: str = "observations",
+    **kwargs: Any,
 ) -> PettingZooEnv:
     """A cooperative MPE scenario from ``mpe2``, with discrete actions.
 
@@ -320,24 +357,31 @@ def make_mpe(
         render_mode: ``"rgb_array"`` (the default) enables :meth:`PettingZooEnv.render`; mpe2
             draws only when asked, so it costs nothing per step (266 us per step either way,
             measured); ``None`` turns rendering off.
+        state: ``"simulator"`` (:func:`mpe_world_state`: absolute positions and velocities of
+            every agent and landmark; the MPE family preset's) or ``"observations"`` (the
+            default, as before: mpe2's own ``state()``, the concatenated unpadded agent
+            observations, agent-centred).
         **kwargs: passed to ``mpe2.<scenario>.parallel_env`` (``N``, ``max_cycles``,
             ``local_ratio``, ...). ``max_cycles`` (default 25) is the episode limit.
 
     Returns:
-        the adapted env; its state is mpe2's ``state()``: the concatenated unpadded agent
-        observations (built from them rather than recomputed).
+        the adapted env, its state as ``state`` says.
     """
     if scenario not in MPE_SCENARIOS:
         raise ValueError(
             f"unknown MPE scenario {scenario!r}: use one of {', '.join(MPE_SCENARIOS)}"
         )
+    if state not in ("simulator", "observations"):
+        raise ValueError(f"state must be 'simulator' or 'observations', got {state!r}")
     if kwargs.pop("continuous_actions", False):
         raise ValueError("continuous_actions=True is not supported: QMIX needs discrete actions")
     # mpe2 imports pygame, which prints a banner to stdout on import unless told not to.
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
     module = importlib.import_module(f"mpe2.{scenario}")
     env = module.parallel_env(continuous_actions=False, render_mode=render_mode, **kwargs)
+    limit = int(env.unwrapped.max_cycles)
+    if state == "simulator":
+        world = env.unwrapped.world  # the same object through every reset
+        return PettingZooEnv(env, episode_limit=limit, state_fn=lambda: mpe_world_state(world))
     # mpe2's SimpleEnv.state() concatenates observe(agent) over possible_agents: reuse them.
-    return PettingZooEnv(
-        env, episode_limit=int(env.unwrapped.max_cycles), state_from_observations=True
-    )
+    return PettingZooEnv(env, episode_limit=limit, state_from_observations=True)
