@@ -4,6 +4,7 @@ benchmark scripts as modules."""
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -22,10 +23,12 @@ def _one_thread() -> None:
 
 
 def load_benchmark(name: str) -> ModuleType:
-    """``benchmarks/<name>.py`` imported as a module (the scripts are not a package)."""
+    """``benchmarks/<name>.py`` imported as a module (the scripts are not a package), listed in
+    ``sys.modules`` while it runs (dataclasses look their module up there)."""
     spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
 
