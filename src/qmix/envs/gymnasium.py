@@ -217,11 +217,11 @@ class LBFEnv(GymnasiumMultiAgentEnv):
     for rewards of at most 1 (docs/implementation.md, "Input scale").
 
     The global state with ``state="simulator"`` (what the LBF family preset sets) is read from
-    the simulator, whatever
-    the agents' sight: every player's ``(row, col, level)`` in agent order, then every food's
-    ``(row, col, level)`` in a fixed order for the episode (where the foods lay at reset, row by
-    row), ``(-1, -1, 0)`` once eaten and for food slots the episode did not fill; ``[3 N + 3 F]``
-    for ``F`` = LBF's ``max_num_food``, absolute coordinates, scaled like the observations.
+    the simulator, whatever the agents' sight: every player's ``(row, col, level)`` in agent
+    order, then every food's ``(row, col, level)`` in a fixed order for the episode (where the
+    foods lay at reset, row by row), ``(-1, -1, 0)`` once eaten and for food slots the episode
+    did not fill; ``[3 N + 3 F]`` for ``F`` = LBF's ``max_num_food``, absolute coordinates,
+    scaled like the observations.
     ``state="observations"`` (the default: what this adapter gave before, so that runs made
     before resume unchanged) gives the concatenated observations, each listing its agent first.
     """
