@@ -454,7 +454,8 @@ def test_a_capped_rate_carries_its_fraction_but_saves_up_no_allowance() -> None:
 def test_updates_per_env_step_max_caps_the_updates_per_collect(tmp_path: Path) -> None:
     """Two-step episodes (2 env steps, one per collection call), 4 updates per call: a cap of
     0.75 per env step makes 0.75 per step (1.5 per call: the fraction carried over); a cap of
-    10 does not bind, and its unused allowance is not saved up (exactly 4 per call)."""
+    10 does not bind (exactly 4 per call). That an unused allowance is not saved up needs
+    episodes that shorten: the pure test above checks it."""
     base = ["total_env_steps=3000", "updates_per_collect=4", "log_interval_env_steps=100"]
     for cap, per_step in ((0.75, 0.75), (10.0, 2.0)):
         cfg = qmix.make_config("qmix", "two_step", [*base, f"updates_per_env_step_max={cap}"])
