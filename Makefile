@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test,envs,plots]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test,envs,plots,stats]"
 	touch $(STAMP)
 
 # QMIX on Level-Based Foraging 8x8-2p-2f-coop: live progress line, learning curve at the end.

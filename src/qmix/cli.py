@@ -409,8 +409,19 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _require(command: str, extras: dict[str, str]) -> None:
+    """Refuse ``command`` in one line when a module it needs (``{module: extra}``) is missing."""
+    import importlib.util
+
+    for module, extra in extras.items():
+        if importlib.util.find_spec(module) is None:
+            raise ValueError(f"qmix {command} needs {module}: pip install 'qmix[{extra}]'")
+
+
 def _plot(args: argparse.Namespace) -> int:
     from qmix.compare import load_runs, plot_comparison
+
+    _require("plot", {"matplotlib": "plots", "rliable": "stats"})
 
     runs = load_runs([Path(p) for p in args.run_dirs], split_by=args.by, until=args.until)
     print(f"plot: {plot_comparison(runs, Path(args.output), metric=args.metric)}")
@@ -419,6 +430,8 @@ def _plot(args: argparse.Namespace) -> int:
 
 def _summary(args: argparse.Namespace) -> int:
     from qmix.compare import load_runs, summary_table
+
+    _require("summary", {"rliable": "stats"})
 
     runs = load_runs([Path(p) for p in args.run_dirs], split_by=args.by, until=args.until)
     print(summary_table(runs, metric=args.metric), end="")

@@ -16,12 +16,13 @@ Runs are grouped by (task, algorithm) -- optionally split further by config keys
 - curves: each seed's evaluations are linearly interpolated onto one grid of env steps, the union
   of all the group's evaluation steps inside the range that *every* seed covers (see
   :func:`align_curves`); the band is a 95% percentile bootstrap over seeds, 2,000 resamples with
-  a fixed RNG seed, so the same runs always give the same picture (:func:`bootstrap_mean_ci`);
+  a fixed seed, so the same runs always give the same picture (:func:`bootstrap_mean_ci`,
+  computed by rliable: :mod:`qmix.stats`);
 - summary: final and best evaluation per seed, averaged over seeds, and the interquartile mean of
   the late evaluations pooled over seeds (:func:`summary_table`).
 
-matplotlib is imported only inside :func:`plot_comparison`; importing this module needs numpy and
-PyYAML only.
+matplotlib is imported only inside :func:`plot_comparison`, rliable only where a band or an IQM
+is computed (the ``stats`` extra); importing this module needs numpy and PyYAML only.
 """
 
 from __future__ import annotations
@@ -39,10 +40,10 @@ import yaml
 from qmix.files import CONFIG_NAME, METRICS_NAME
 from qmix.logging import read_metrics, row_kind
 
-#: Percentile-bootstrap resamples used for every band and interval in this module.
-BOOTSTRAP_RESAMPLES = 2000
-#: RNG seed of the bootstrap: the same runs always give the same band.
-BOOTSTRAP_SEED = 0
+# rliable's statistics (the ``stats`` extra), re-exported: the bands and the IQM of this module
+from qmix.stats import bootstrap_mean_ci as bootstrap_mean_ci
+from qmix.stats import iqm as iqm
+
 #: A record of ``benchmarks/learn.py``: ``NAME.json`` (rows per seed) beside ``NAME.md``.
 RECORD_SUFFIX = ".json"
 #: ``NAME_eval.json``: ``learn.py --eval-episodes`` scores per seed, not a record.
@@ -509,85 +510,6 @@ def align_curves(
     return grid, values
 
 
-def bootstrap_mean_ci(
-    samples: np.ndarray,
-    confidence: float = 0.95,
-    resamples: int = BOOTSTRAP_RESAMPLES,
-    seed: int = BOOTSTRAP_SEED,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean over axis 0 (seeds) with a percentile-bootstrap confidence interval.
-
-    Each resample draws K rows with replacement (the same draw for every column, so a seed's
-    curve is resampled as a whole) and takes their mean; the interval is the
-    ``(1 - confidence) / 2`` and ``(1 + confidence) / 2`` percentiles of the ``resamples`` means.
-    The RNG is seeded, so the result is reproducible. With one seed the interval collapses to the
-    mean. With few seeds (3-5) a percentile bootstrap is too narrow on average: read it as a
-    description of the seeds at hand, not a guarantee.
-
-    Args:
-        samples: ``[K]`` or ``[K, G]`` values, K seeds.
-        confidence: coverage of the interval, in (0, 1).
-        resamples: number of bootstrap resamples.
-        seed: RNG seed of the resampling.
-
-    Returns:
-        ``(mean, low, high)``, each ``[G]`` (or ``[]``-shaped 0-d arrays for ``[K]`` input).
-
-    Raises:
-        ValueError: no samples, more than two dimensions, non-finite values, or a bad
-            ``confidence`` / ``resamples``.
-    """
-    data = np.asarray(samples, dtype=float)
-    if data.ndim not in (1, 2) or data.shape[0] == 0:
-        raise ValueError(f"expected samples of shape [K] or [K, G] with K >= 1, got {data.shape}")
-    if not np.all(np.isfinite(data)):
-        raise ValueError("samples must be finite (no NaN or inf)")
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    if resamples < 1:
-        raise ValueError(f"resamples must be >= 1, got {resamples}")
-    k = data.shape[0]
-    flat = data.reshape(k, -1)  # [K, G]
-    mean = flat.mean(axis=0)  # [G]
-    if k == 1:
-        low = high = mean.copy()
-    else:
-        rng = np.random.default_rng(seed)
-        # How often each seed is drawn in each resample: same law as K draws with replacement,
-        # but [R, K] @ [K, G] keeps memory at R x G instead of R x K x G.
-        counts = rng.multinomial(k, np.full(k, 1.0 / k), size=resamples)  # [R, K]
-        means = counts @ flat / k  # [R, G]
-        tail = 100.0 * (1.0 - confidence) / 2.0
-        low, high = np.percentile(means, [tail, 100.0 - tail], axis=0)  # [G] each
-        # Rounding in the resampled means must not push the band off a constant mean.
-        low, high = np.minimum(low, mean), np.maximum(high, mean)
-    shape = data.shape[1:]
-    return mean.reshape(shape), low.reshape(shape), high.reshape(shape)
-
-
-def iqm(values: np.ndarray) -> float:
-    """Interquartile mean: the mean of the middle 50% of the values (Agarwal et al., 2021).
-
-    The ``floor(n / 4)`` lowest and ``floor(n / 4)`` highest values are dropped and the rest are
-    averaged -- the convention of ``scipy.stats.trim_mean(x, 0.25)`` used by rliable. With fewer
-    than 4 values nothing is dropped (plain mean). Robust to a few outliers, unlike the mean, and
-    less noisy than the median.
-
-    Args:
-        values: scores of any shape (flattened).
-
-    Raises:
-        ValueError: no values, or non-finite values.
-    """
-    flat = np.sort(np.asarray(values, dtype=float).ravel())
-    if flat.size == 0:
-        raise ValueError("iqm needs at least one value")
-    if not np.all(np.isfinite(flat)):
-        raise ValueError("iqm needs finite values (no NaN or inf)")
-    cut = flat.size // 4
-    return float(flat[cut : flat.size - cut].mean())
-
-
 def final_window(steps: np.ndarray, values: np.ndarray, fraction: float) -> np.ndarray:
     """Values evaluated in the last ``fraction`` of a run: ``steps >= (1 - fraction) * steps[-1]``.
 
@@ -634,7 +556,7 @@ def plot_comparison(runs: Sequence[RunRecord], path: Path, metric: str = "test_r
     """Draw each algorithm's mean ``metric`` over seeds against env steps, one panel per task.
 
     The line is the mean over seeds on the common grid of :func:`align_curves`; the shaded band
-    is the 95% percentile-bootstrap interval of that mean (2,000 resamples, RNG seed 0, see
+    is the 95% percentile-bootstrap interval of that mean (2,000 resamples, seed 0, rliable; see
     :func:`bootstrap_mean_ci`); a group with one seed gets its line only; a group whose seeds
     share a single evaluation step is a marker (with an error bar for several seeds). An
     algorithm keeps its colour across panels. Legends read ``"qmix (3 seeds)"``.
