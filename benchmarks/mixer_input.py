@@ -5,12 +5,21 @@ Run (from the repository root)::
     .venv/bin/python benchmarks/mixer_input.py run [--tasks lbf_8x8,mpe_spread]
         [--algos qmix] [--jobs 2] [--out runs/mixer_input]
     .venv/bin/python benchmarks/mixer_input.py status
+    .venv/bin/python benchmarks/mixer_input.py report
+
 
 ``run`` trains every (task, algorithm, variant, seed) of the study that is not finished yet,
 ``--jobs`` at a time (one torch thread each), resuming each run from its checkpoint under
 ``--out``; a run that finishes has its test rows written at once to
 ``benchmarks/recorded/mixer_input/<task>/<algo>_<variant>.json`` (``{seed: rows}``), so the
-study survives the loss of its run folders and regenerates from one command. The order puts
+study survives the loss of its run folders and regenerates from one command: ``run`` ends
+with ``report``, which reads only the records and rewrites the figures under ``docs/images/``
+and the tables of ``docs/mixer_input.md`` (between its report markers). Statistics by rliable
+(:mod:`qmix.stats`): per run, the *final* score (mean of the test evaluations in the last 10%
+of the budget) and the *AUC* (the area under the test curve over the budget, divided by its
+length: the mean score during training); per (task, algorithm, variant), the IQM over seeds
+with a 95% stratified-bootstrap interval; and the probability that a run of a variant beats a
+run of ``state`` on the final score. The order puts
 QMIX on every task first (the notes' question is QMIX's), then QPLEX and OW-QMIX; within one,
 seed by seed across the four variants, so a study stopped early stays balanced.
 
@@ -37,14 +46,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 # benchmarks/learn.py: one resumable seed
 from learn import run_seed
+from qmix.compare import align_curves, final_window, metric_label, rows_curve
+from qmix.stats import iqm_ci, iqm_curve_ci, probability_of_improvement
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORDED = ROOT / "benchmarks" / "recorded" / "mixer_input"
@@ -52,6 +66,12 @@ VARIANTS = ("state", "obs_concat", "state_obs", "constant")
 SEEDS = {"qmix": 5, "qplex": 3, "ow_qmix": 3}  # at least 5 for QMIX, 3 for the others
 # what a test row keeps in the record (the curve, its score and when)
 KEPT = ("env_steps", "test_return", "test_win_rate", "wall_seconds")
+#: The final score of a run: the mean of its test evaluations in this last fraction of it.
+FINAL_FRACTION = 0.1
+DOC = ROOT / "docs" / "mixer_input.md"
+IMAGES = ROOT / "docs" / "images"
+#: ``report`` rewrites what lies between these two lines of the page.
+BEGIN, END = "<!-- mixer_input report: begin -->", "<!-- mixer_input report: end -->"
 
 
 @dataclass(frozen=True)
@@ -138,9 +158,197 @@ def run(job: Job, out: Path) -> str:
     return f"{job}: done in {result['wall']:.0f} s"
 
 
+# ---- report: what the records say ------------------------------------------------------------
+
+Seeds = dict[str, list[dict[str, Any]]]  # a record: {seed: test rows}
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """One point with its 95% interval, for the figures: a final-score IQM (``kind="final"``)
+    or a probability of improvement over ``state`` (``kind="poi"``)."""
+
+    kind: str
+    task: str
+    algo: str
+    variant: str
+    point: float
+    low: float
+    high: float
+
+
+def run_scores(rows: list[dict[str, Any]], metric: str) -> tuple[float, float]:
+    """A run's ``(final, auc)`` (see the module's docstring)."""
+    steps, values = rows_curve(rows, metric)
+    final = float(final_window(steps, values, FINAL_FRACTION).mean())
+    if steps.size == 1:
+        return final, float(values[0])
+    auc = float(np.trapezoid(values, steps) / (steps[-1] - steps[0]))
+    return final, auc
+
+
+def load_study(tasks: list[str], algos: list[str]) -> dict[tuple[str, str, str], Seeds]:
+    """Every record of the study that has a seed: ``{(task, algo, variant): {seed: rows}}``."""
+    out = {}
+    for task in tasks:
+        for algo in algos:
+            for variant in VARIANTS:
+                seeds = recorded(Job(task, algo, variant, 0))
+                if seeds:
+                    out[(task, algo, variant)] = seeds
+    return out
+
+
+def scores_of(seeds: Seeds, metric: str, only: set[str] | None = None) -> np.ndarray:
+    """``[K, 2]``: each seed's (final, auc), in seed order (the seeds in ``only`` if given)."""
+    keys = sorted((k for k in seeds if only is None or k in only), key=int)
+    return np.array([run_scores(seeds[k], metric) for k in keys]).reshape(-1, 2)
+
+
+def _ci(point: float, low: float, high: float) -> str:
+    return f"{point:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def task_table(
+    study: dict[tuple[str, str, str], Seeds], task: str
+) -> tuple[list[str], list[Estimate]]:
+    """One task's Markdown table and its rows of numbers for the figures."""
+    metric = TASKS[task].metric
+    lines = [
+        f"| algorithm | mixer input | seeds | IQM final {metric} [95% CI] | IQM AUC [95% CI] "
+        f"| P(final > state's) [95% CI] |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    numbers: list[Estimate] = []
+    for (t, algo, variant), seeds in study.items():
+        if t != task:
+            continue
+        scores = scores_of(seeds, metric)  # [K, 2]
+        final, auc = iqm_ci(scores[:, 0]), iqm_ci(scores[:, 1])
+        poi = "–"
+        reference = study.get((task, algo, "state"))
+        common = set(seeds) & set(reference or {})
+        if variant != "state" and reference and len(common) >= 2:
+            x = scores_of(seeds, metric, common)[:, 0]
+            y = scores_of(reference, metric, common)[:, 0]
+            p = probability_of_improvement(x, y)
+            poi = _ci(*p) + (f" ({len(common)} seeds)" if len(common) < len(seeds) else "")
+            numbers.append(Estimate("poi", task, algo, variant, *p))
+        numbers.append(Estimate("final", task, algo, variant, *final))
+        cells = [algo, f"`{variant}`", str(len(scores)), _ci(*final), _ci(*auc), poi]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines, numbers
+
+
+def plot_task(study: dict[tuple[str, str, str], Seeds], task: str, path: Path) -> Path:
+    """One task's curves: a panel per algorithm, a line per variant (IQM over seeds, 95% CI)."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import EngFormatter
+
+    metric = TASKS[task].metric
+    algos = [a for a in SEEDS if any((task, a, v) in study for v in VARIANTS)]
+    fig = Figure(figsize=(5.0 * len(algos), 3.8), dpi=110, layout="constrained")
+    axes = fig.subplots(1, len(algos), squeeze=False)[0]
+    for ax, algo in zip(axes, algos, strict=True):
+        for i, variant in enumerate(VARIANTS):
+            seeds = study.get((task, algo, variant))
+            if not seeds:
+                continue
+            curves = [rows_curve(rows, metric, f"seed {k}") for k, rows in seeds.items()]
+            grid, values = align_curves(curves)  # [G], [K, G]
+            mid, low, high = iqm_curve_ci(values)
+            label = f"{variant} ({len(seeds)} seed{'s' if len(seeds) > 1 else ''})"
+            ax.plot(grid, mid, color=f"C{i}", lw=1.6, label=label)
+            ax.fill_between(grid, low, high, color=f"C{i}", alpha=0.15, lw=0)
+        ax.set_title(f"{algo} on {task}")
+        ax.set_xlabel("environment steps")
+        ax.set_ylabel(metric_label(metric))
+        ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="best")
+    fig.suptitle("IQM over seeds; band: 95% bootstrap CI (rliable)", fontsize=9)
+    fig.savefig(path)
+    return path
+
+
+def plot_intervals(numbers: list[Estimate], kind: str, path: Path) -> Path:
+    """Points with 95% CIs, a panel per task: the final-score IQMs (``kind="final"``) or the
+    probabilities of improvement over ``state`` (``kind="poi"``)."""
+    from matplotlib.figure import Figure
+
+    chosen = [n for n in numbers if n.kind == kind]
+    tasks = list(dict.fromkeys(n.task for n in chosen))
+    cols = min(len(tasks), 3)
+    height = 0.6 + 0.3 * max(max(sum(n.task == t for n in chosen) for t in tasks), 4)
+    fig = Figure(figsize=(3.6 * cols, height * math.ceil(len(tasks) / cols)), dpi=110)
+    fig.set_layout_engine("constrained")
+    axes = fig.subplots(math.ceil(len(tasks) / cols), cols, squeeze=False).ravel()
+    for ax in axes[len(tasks) :]:
+        ax.set_visible(False)
+    for ax, task in zip(axes, tasks, strict=False):
+        rows = [n for n in chosen if n.task == task]
+        for y, n in enumerate(rows):
+            colour = f"C{VARIANTS.index(n.variant)}"
+            ax.plot([n.low, n.high], [y, y], color=colour, lw=5, alpha=0.45, solid_capstyle="butt")
+            ax.plot([n.point], [y], "|", color="k", ms=12)
+        ax.set_yticks(range(len(rows)), [f"{n.algo} {n.variant}" for n in rows])
+        ax.invert_yaxis()
+        ax.set_title(task, fontsize=10)
+        ax.grid(axis="x", alpha=0.3)
+        if kind == "poi":
+            ax.axvline(0.5, color="grey", ls="--", lw=1)
+            ax.set_xlim(0, 1)
+            ax.set_xlabel("P(variant > state)")
+        else:
+            ax.set_xlabel(f"IQM final {metric_label(TASKS[task].metric)}")
+    fig.savefig(path)
+    return path
+
+
+def report(tasks: list[str], algos: list[str]) -> str:
+    """Rewrite the figures and the page's tables from the records; the tables' Markdown."""
+    study = load_study(tasks, algos)
+    done = sum(len(seeds) for seeds in study.values())
+    total = len(jobs(tasks, algos))
+    lines = [
+        f"*Written by `benchmarks/mixer_input.py report` from {done} of the study's {total} "
+        "runs (`benchmarks/recorded/mixer_input/`).*",
+        "",
+    ]
+    numbers: list[Estimate] = []
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    for task in tasks:
+        if not any(key[0] == task for key in study):
+            lines += [f"### {task}", "", "No run recorded yet.", ""]
+            continue
+        table, found = task_table(study, task)
+        numbers += found
+        image = plot_task(study, task, IMAGES / f"mixer_input_{task}.png")
+        lines += [f"### {task}", "", *table, "", f"![{task}](images/{image.name})", ""]
+    if any(n.kind == "final" for n in numbers):
+        plot_intervals(numbers, "final", IMAGES / "mixer_input_final.png")
+        lines += ["### Final scores", "", "![final scores](images/mixer_input_final.png)", ""]
+    if any(n.kind == "poi" for n in numbers):
+        plot_intervals(numbers, "poi", IMAGES / "mixer_input_poi.png")
+        lines += [
+            "### Probability of improvement over `state`",
+            "",
+            "![probability of improvement](images/mixer_input_poi.png)",
+            "",
+        ]
+    text = "\n".join(lines)
+    if DOC.exists():
+        page = DOC.read_text()
+        if BEGIN not in page or END not in page:
+            raise SystemExit(f"{DOC} has lost its report markers ({BEGIN} ... {END})")
+        head, rest = page.split(BEGIN, 1)
+        DOC.write_text(head + BEGIN + "\n" + text + "\n" + END + rest.split(END, 1)[1])
+    return text
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("command", choices=["run", "status"])
+    parser.add_argument("command", choices=["run", "status", "report"])
     parser.add_argument("--tasks", default=",".join(TASKS), help=f"from {', '.join(TASKS)}")
     parser.add_argument("--algos", default=",".join(SEEDS), help=f"from {', '.join(SEEDS)}")
     parser.add_argument("--jobs", type=int, default=2)
@@ -155,9 +363,13 @@ def main() -> None:
         done = sum(str(job.seed) in recorded(job) for job in todo)
         print(f"{done} of {len(todo)} runs recorded under {RECORDED.relative_to(ROOT)}")
         return
+    if args.command == "report":
+        print(report(tasks, algos))
+        return
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         for line in pool.map(lambda job: run(job, args.out.resolve()), todo):
             print(line, flush=True)
+    print(report(tasks, algos))
 
 
 if __name__ == "__main__":

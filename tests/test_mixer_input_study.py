@@ -52,3 +52,44 @@ def test_a_finished_seed_is_recorded_beside_the_others(
     assert list(saved) == ["0", "1"]  # in seed order, the test rows only, the kept fields
     assert saved["0"] == [{"env_steps": 10, "test_return": 0.5, "wall_seconds": 1.0}]
     assert study.recorded(study.Job("lbf_8x8", "qmix", "constant", 0)) == saved
+
+
+def test_a_runs_final_score_and_auc(study: ModuleType) -> None:
+    rows = [{"env_steps": 10 * i, "test_return": i / 10} for i in range(11)]  # 0 .. 1, linear
+    final, auc = study.run_scores(rows, "test_return")
+    assert final == pytest.approx((0.9 + 1.0) / 2)  # the evaluations in the last 10%
+    assert auc == pytest.approx(0.5)  # the mean of a straight line from 0 to 1
+
+
+def test_report_writes_tables_figures_and_keeps_the_page_around_its_markers(
+    study: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(study, "RECORDED", tmp_path / "recorded")
+    monkeypatch.setattr(study, "IMAGES", tmp_path / "images")
+    monkeypatch.setattr(study, "DOC", tmp_path / "page.md")
+    page = f"# Title\n\nprose before\n\n{study.BEGIN}\nold tables\n{study.END}\n\nprose after\n"
+    study.DOC.write_text(page)
+    level = {"state": 0.6, "obs_concat": 0.8, "state_obs": 0.6, "constant": 0.2}
+    for variant, top in level.items():
+        for seed in range(3):
+            rows = [
+                {"env_steps": 10 * i, "test_return": top * i / 10 + 0.01 * seed} for i in range(11)
+            ]
+            study.write_record(study.Job("lbf_8x8", "qmix", variant, seed), rows)
+    study.report(["lbf_8x8", "smax_3m"], ["qmix"])
+    text = study.DOC.read_text()
+    assert text.startswith("# Title\n\nprose before\n\n") and text.endswith("\n\nprose after\n")
+    assert "old tables" not in text and "12 of the study's 40 runs" in text
+    table = {line.split(" | ")[1]: line for line in text.splitlines() if line.startswith("| qmix")}
+    assert list(table) == ["`state`", "`obs_concat`", "`state_obs`", "`constant`"]
+    assert "| 3 | 0.580 [" in table["`state`"]  # final: (0.54 + 0.6) / 2 + the seeds' mean 0.01
+    assert table["`obs_concat`"].endswith("| 1.000 [1.000, 1.000] |")  # beats state every time
+    assert table["`constant`"].endswith("| 0.000 [0.000, 0.000] |")
+    assert table["`state_obs`"].endswith("| 0.500 [0.056, 0.944] |")  # the same runs: even
+    assert "### smax_3m\n\nNo run recorded yet." in text
+    for name in ("lbf_8x8", "final", "poi"):
+        assert (study.IMAGES / f"mixer_input_{name}.png").stat().st_size > 1000
+    study.DOC.write_text("# a page without its markers\n")
+    with pytest.raises(SystemExit, match="lost its report markers"):
+        study.report(["lbf_8x8"], ["qmix"])
+    assert study.DOC.read_text() == "# a page without its markers\n"  # nothing destroyed

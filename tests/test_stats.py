@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from qmix.compare import curve_stats, group_runs, load_runs, summary_rows
-from qmix.stats import bootstrap_mean_ci, iqm, iqm_ci, probability_of_improvement
+from qmix.stats import bootstrap_mean_ci, iqm, iqm_ci, iqm_curve_ci, probability_of_improvement
 
 RECORDED = Path(__file__).resolve().parents[1] / "benchmarks" / "recorded"
 
@@ -127,3 +127,13 @@ def test_a_command_without_its_extra_says_which_to_install() -> None:
     _require("summary", {"numpy": "stats"})  # installed: nothing to say
     with pytest.raises(ValueError, match=r"qmix summary needs no_such_module_q: pip install "):
         _require("summary", {"no_such_module_q": "stats"})
+
+
+def test_iqm_curve_ci_trims_each_grid_point_on_its_own() -> None:
+    curves = np.array([[0.0, 10.0], [1.0, 1.0], [2.0, 2.0], [3.0, 3.0], [100.0, 0.0]])  # [5, 2]
+    mid, low, high = iqm_curve_ci(curves)
+    np.testing.assert_allclose(mid, [2.0, 2.0])  # the middle three of each column
+    assert np.all(low <= mid) and np.all(mid <= high)
+    one = iqm_curve_ci(curves[:1])
+    np.testing.assert_array_equal(one[0], curves[0])
+    np.testing.assert_array_equal(one[1], one[2])

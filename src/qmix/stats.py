@@ -158,6 +158,35 @@ def bootstrap_mean_ci(
     return mean.reshape(shape), low.reshape(shape), high.reshape(shape)
 
 
+def iqm_curve_ci(
+    samples: np.ndarray,
+    confidence: float = 0.95,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """IQM over seeds at every grid point of ``[K, G]`` curves, with a percentile-bootstrap
+    interval at each point (rliable; the seeds of each point resampled with replacement).
+
+    Returns:
+        ``(iqm, low, high)``, each ``[G]``; with one seed the curve itself and no width.
+
+    Raises:
+        ValueError: not ``[K, G]`` with K >= 1, non-finite values, or a bad ``confidence`` /
+            ``resamples``.
+    """
+    data = np.asarray(samples, dtype=float)
+    if data.ndim != 2 or data.shape[0] == 0:
+        raise ValueError(f"expected curves of shape [K, G] with K >= 1, got {data.shape}")
+    _check_finite(data, "iqm_curve_ci")
+    _check_interval(confidence, resamples)
+    if data.shape[0] == 1:
+        return data[0].copy(), data[0].copy(), data[0].copy()
+    _rliable()
+    from scipy.stats import trim_mean  # rliable's IQM, column by column
+
+    return _interval(data, lambda s: trim_mean(s, 0.25, axis=0), confidence, resamples, seed)
+
+
 def iqm_ci(
     scores: np.ndarray,
     confidence: float = 0.95,
