@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+import torch
 
 from qmix.config import make_config
 from tests.conftest import BENCHMARKS, load_benchmark
@@ -93,3 +95,35 @@ def test_report_writes_tables_figures_and_keeps_the_page_around_its_markers(
     with pytest.raises(SystemExit, match="lost its report markers"):
         study.report(["lbf_8x8"], ["qmix"])
     assert study.DOC.read_text() == "# a page without its markers\n"  # nothing destroyed
+
+
+@pytest.mark.parametrize("task", ["lbf_8x8", "mpe_spread", "smax_3m", "lbf_2s_8x8", "smax_2s3z"])
+def test_every_variant_trains_on_every_task_of_the_study(study: ModuleType, task: str) -> None:
+    """The study's own config of each variant, its learner trained on two real episodes of the
+    task: the mixer reads the input of its variant, of the width the task gives it, and the
+    loss is finite. (One environment per task: a SMAX build compiles for ~25 s.)"""
+    from qmix.envs.registry import make_vector_env
+    from qmix.learners import build_learner
+    from qmix.runner import EpisodeRunner
+
+    torch.manual_seed(0)
+    configs = {
+        v: make_config("qmix", study.TASKS[task].preset, study.Job(task, "qmix", v, 0).overrides())
+        for v in study.VARIANTS
+    }
+    envs = make_vector_env(configs["state"].env, configs["state"].env_args, 2)
+    try:
+        info = envs.env_info()
+        widths = {}
+        batch = None
+        for variant, cfg in configs.items():
+            learner = build_learner(cfg, info)
+            if batch is None:
+                batch, _ = EpisodeRunner(envs, learner.controller).run([0, 1], epsilon=1.0)
+            loss = learner.train(batch)["loss"]
+            assert math.isfinite(loss), (variant, loss)
+            widths[variant] = learner.mixer.input_dim  # type: ignore[attr-defined]
+    finally:
+        envs.close()
+    state, obs = info.state_dim, info.n_agents * info.obs_dim
+    assert widths == {"state": state, "obs_concat": obs, "state_obs": state + obs, "constant": 1}

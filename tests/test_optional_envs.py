@@ -11,7 +11,17 @@ import os
 
 import pytest
 
-PACKAGES = ["lbforaging", "rware", "mpe2", "pettingzoo", "jaxmarl", "jax", "vmas", "matplotlib"]
+PACKAGES = [
+    "lbforaging",
+    "rware",
+    "mpe2",
+    "pettingzoo",
+    "jaxmarl",
+    "jax",
+    "vmas",
+    "matplotlib",
+    "rliable",
+]
 
 
 @pytest.mark.skipif(os.environ.get("QMIX_REQUIRE_ENVS") != "1", reason="QMIX_REQUIRE_ENVS unset")
@@ -24,10 +34,11 @@ def test_importing_qmix_imports_no_optional_dependency() -> None:
     import subprocess
     import sys
 
+    heavy = [*PACKAGES, "torch", "gymnasium", "scipy", "arch"]
     code = (
         "import sys, qmix, qmix.envs, qmix.envs.registry, qmix.envs.gymnasium, qmix.envs.smax, "
-        "qmix.envs.vmas, qmix.envs.pettingzoo, qmix.envs.smac\n"
-        f"heavy = [m for m in {[*PACKAGES, 'torch', 'gymnasium']!r} if m in sys.modules]\n"
+        "qmix.envs.vmas, qmix.envs.pettingzoo, qmix.envs.smac, qmix.compare, qmix.stats\n"
+        f"heavy = [m for m in {heavy!r} if m in sys.modules]\n"
         "print(heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
