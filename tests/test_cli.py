@@ -102,3 +102,13 @@ def test_check_env_passes_and_fails_with_a_reason(tmp_path: Path) -> None:
     assert "no available action" in bad.stderr and bad.stderr.strip().count("\n") == 0
     unknown = _qmix("check-env", "nope", cwd=tmp_path)
     assert unknown.returncode == 2 and "unknown task 'nope'" in unknown.stderr
+
+
+def test_check_env_checks_the_environment_a_run_of_the_task_trains_on(tmp_path: Path) -> None:
+    """The family preset's env_args count (it was the task preset's alone: MPE and RWARE were
+    checked with the observations as their state while runs trained on the simulator's)."""
+    pytest.importorskip("rware")
+    preset = _qmix("check-env", "rware_tiny_2ag", cwd=tmp_path)
+    assert preset.returncode == 0 and "state_dim=110" in preset.stdout, preset.stderr
+    given = _qmix("check-env", "rware_tiny_2ag", "state=observations", cwd=tmp_path)
+    assert given.returncode == 0 and "state_dim=142" in given.stdout, given.stderr

@@ -12,10 +12,12 @@ pytest.importorskip("lbforaging")
 
 import gymnasium
 
+from qmix.config import make_config
 from qmix.envs.checker import check_env, check_vector_env
 from qmix.envs.gymnasium import (
     GymnasiumMultiAgentEnv,
     LBFEnv,
+    RWAREEnv,
     make_gymnasium,
     make_lbf,
     make_rware,
@@ -203,6 +205,43 @@ def test_lbf_state_is_scaled_like_the_observations_and_sees_what_agents_do_not()
     assert make_lbf(LBF_8X8).env_info().state_dim == 24
     with pytest.raises(ValueError, match="state must be"):
         make_lbf(LBF_8X8, state="global")
+
+
+def _rware_state(env: RWAREEnv) -> np.ndarray:
+    """RWARE's state as documented, read off the simulator: robots, then shelves by id."""
+    warehouse = env._unwrapped
+    rows, cols = warehouse.grid_size
+    robots = [
+        [r.y / (rows - 1), r.x / (cols - 1), *np.eye(4)[r.dir.value], r.carrying_shelf is not None]
+        for r in warehouse.agents
+    ]
+    shelves = sorted(warehouse.shelfs, key=lambda shelf: shelf.id)
+    queue = warehouse.request_queue
+    places = [[s.y / (rows - 1), s.x / (cols - 1), any(s is q for q in queue)] for s in shelves]
+    return np.array([x for row in robots + places for x in row], dtype=np.float32)
+
+
+def test_rware_state_is_every_robot_and_shelf_of_the_simulator() -> None:
+    pytest.importorskip("rware")
+    env = make_rware("rware-tiny-2ag-v2", state="simulator")
+    env.reset(seed=0)
+    shelves = len(env._unwrapped.shelfs)
+    assert env.env_info().state_dim == 7 * 2 + 3 * shelves == env.state().size
+    rng = np.random.default_rng(0)
+    carried = False
+    for _ in range(300):
+        np.testing.assert_allclose(env.state(), _rware_state(env), atol=1e-6)
+        carried = carried or any(r.carrying_shelf is not None for r in env._unwrapped.agents)
+        env.step(rng.integers(0, 5, size=2))
+    assert carried  # a robot carried a shelf: the flag and the moving shelf were compared
+    state = env.state()
+    assert state.min() >= 0.0 and state.max() <= 1.0
+    assert state[14:].reshape(-1, 3)[:, 2].sum() == env._unwrapped.request_queue_size
+    # the default, as before: the concatenated observations; the family preset's: the simulator
+    assert make_rware("rware-tiny-2ag-v2").env_info().state_dim == 2 * 71
+    assert make_config("qmix", "rware_tiny_2ag").env_args["state"] == "simulator"
+    with pytest.raises(ValueError, match="state must be"):
+        make_rware("rware-tiny-2ag-v2", state="global")
 
 
 def test_lbf_masks_match_valid_actions() -> None:

@@ -193,15 +193,14 @@ def _explain(items: list[str]) -> int:
 
 def _check_env(task: str, items: list[str], num_envs: int) -> int:
     from qmix.envs.checker import EnvCheckError, check_env, check_vector_env
-    from qmix.envs.registry import ENVS, env_spec, make_env, make_vector_env
+    from qmix.envs.registry import env_spec, make_env, make_vector_env
 
     try:
         env_args = dict(parse_override(item) for item in items)
         name = task
-        if task not in ENVS and ":" not in task:  # a task preset names its environment
-            preset = load_preset("tasks", task)
-            name = preset.get("env", task)
-            env_args = {**preset.get("env_args", {}), **env_args}
+        if ":" not in task:  # the environment a run of this task trains on: its presets' args
+            cfg = make_config("qmix", task, [f"env_args.{item}" for item in items])
+            name, env_args = cfg.env, cfg.env_args
         if env_spec(name).vectorised:
             info = check_vector_env(make_vector_env(name, env_args, num_envs))
         else:

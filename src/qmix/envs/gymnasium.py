@@ -4,9 +4,10 @@ A multi-agent gymnasium task here is one whose observation and action spaces are
 ``gymnasium.spaces.Tuple`` with one entry per agent, whose actions are ``Discrete``, and whose
 ``step`` returns one reward per agent. The team reward is the **sum** of the agents' rewards
 (EPyMARL's common-reward convention). The global state is the concatenation of the (padded)
-agent observations ``[N * O]``; LBF's adapter can read every player and food from the
-simulator instead (``state="simulator"``, which the LBF family preset sets; :class:`LBFEnv`).
-RWARE offers no state vector of its own.
+agent observations ``[N * O]``; the LBF and RWARE adapters can read the state from the
+simulator instead (``state="simulator"``, which their family presets set): every player and
+food (:class:`LBFEnv`), every robot and shelf (:class:`RWAREEnv`). Neither package offers a
+state vector of its own.
 
 Time limits (DESIGN.md section 3): LBF 2.0.0 and RWARE 2.0.0 both report their step limit as
 ``terminated=True`` with ``truncated=False``. :class:`LBFEnv` turns it into a truncation unless
@@ -203,6 +204,12 @@ class GymnasiumMultiAgentEnv:
         self._env.close()
 
 
+def _check_state_mode(state: str) -> None:
+    """``env_args.state``: ``simulator`` or ``observations``."""
+    if state not in ("simulator", "observations"):
+        raise ValueError(f"state must be 'simulator' or 'observations', got {state!r}")
+
+
 class LBFEnv(GymnasiumMultiAgentEnv):
     """Level-Based Foraging (lbforaging 2.0.0).
 
@@ -229,8 +236,7 @@ class LBFEnv(GymnasiumMultiAgentEnv):
     def __init__(self, env: Any, normalize_obs: bool = True, state: str = "observations") -> None:
         from lbforaging.foraging.environment import Action
 
-        if state not in ("simulator", "observations"):
-            raise ValueError(f"state must be 'simulator' or 'observations', got {state!r}")
+        _check_state_mode(state)
         # Enum.value is a slow property; a dict lookup per valid action is ~5x cheaper.
         self._action_index = {action: action.value for action in Action}
         self._scale: np.ndarray | None = None
@@ -322,13 +328,50 @@ class RWAREEnv(GymnasiumMultiAgentEnv):
 
     RWARE ends an episode only at ``max_steps`` or after ``max_inactivity_steps`` without a
     delivery; neither is a state of the task, so both are reported as truncations.
+
+    The global state with ``state="simulator"`` (what the RWARE family preset sets) is read from
+    the simulator, whatever the robots' sensor range: every robot's ``(row, col)``, its direction
+    one-hot (up, down, left, right) and whether it carries a shelf, then every shelf's
+    ``(row, col)`` and whether it is requested, in the order of the shelves' ids (their places
+    at reset, row by row); ``[7 N + 3 M]`` for ``M`` shelves, coordinates divided by the
+    grid's largest row and column. ``state="observations"`` (the default, as before) gives the
+    concatenated observations.
     """
 
-    def __init__(self, env: Any) -> None:
+    def __init__(self, env: Any, state: str = "observations") -> None:
         max_steps = env.unwrapped.max_steps
         if not max_steps:
             raise ValueError(f"RWARE needs a positive max_steps (its time limit), got {max_steps}")
+        _check_state_mode(state)
+        self._simulator_state = False
         super().__init__(env, episode_limit=int(max_steps))
+        if state == "simulator":
+            warehouse = self._unwrapped
+            rows, cols = warehouse.grid_size
+            self._grid_scale = np.array([max(rows - 1, 1), max(cols - 1, 1)], dtype=np.float32)
+            shelves = int((warehouse.highways == 0).sum())  # RWARE puts a shelf on each such cell
+            self._state = np.zeros(7 * len(self._obs) + 3 * shelves, dtype=np.float32)  # [S]
+            self._info = dataclasses.replace(self._info, state_dim=int(self._state.size))
+            self._simulator_state = True  # written from the first reset on
+
+    def _write_state(self) -> None:
+        if not self._simulator_state:
+            return
+        warehouse = self._unwrapped
+        robots = np.zeros((len(warehouse.agents), 7), dtype=np.float32)  # [N, 7]
+        for i, robot in enumerate(warehouse.agents):
+            robots[i, :2] = (robot.y, robot.x)
+            robots[i, 2 + robot.dir.value] = 1.0
+            robots[i, 6] = robot.carrying_shelf is not None
+        robots[:, :2] /= self._grid_scale
+        requested = {id(shelf) for shelf in warehouse.request_queue}
+        shelves = np.array(
+            [(shelf.y, shelf.x, id(shelf) in requested) for shelf in warehouse.shelfs],
+            dtype=np.float32,
+        )  # [M, 3]
+        shelves[:, :2] /= self._grid_scale
+        self._state[: robots.size] = robots.reshape(-1)
+        self._state[robots.size :] = shelves.reshape(-1)
 
     def _is_true_terminal(self) -> bool:
         return False
@@ -439,19 +482,23 @@ def make_lbf(
     return LBFEnv(_gym_make(target, kwargs, "Foraging-8x8-2p-2f-coop-v3"), normalize_obs, state)
 
 
-def make_rware(key: str = "rware-tiny-2ag-v2", **kwargs: Any) -> RWAREEnv:
+def make_rware(
+    key: str = "rware-tiny-2ag-v2", state: str = "observations", **kwargs: Any
+) -> RWAREEnv:
     """Multi-robot warehouse; episode limit = RWARE's ``max_steps`` (500 when registered).
 
     Args:
         key: an rware id, e.g. ``"rware-tiny-2ag-v2"``, ``"rware-small-4ag-hard-v2"``.
+        state: ``"simulator"`` (every robot and shelf, whatever the sensor range; see
+            :class:`RWAREEnv`) or ``"observations"`` (the concatenated observations).
         **kwargs: ``Warehouse`` arguments overriding the registered ones (e.g. ``max_steps``),
             or ``gymnasium.make`` options. Only ``msg_bits=0`` (Discrete actions) is supported.
 
     Returns:
-        the adapter: every action available, state = concatenated observations.
+        the adapter: every action available, the state as ``state`` says.
     """
     import rware  # noqa: F401  (importing it registers the rware-* ids)
 
     if not key.startswith("rware"):
         raise ValueError(f"unknown RWARE task {key!r}: ids look like 'rware-tiny-2ag-v2'")
-    return RWAREEnv(_gym_make(key, kwargs, "rware-tiny-2ag-v2"))
+    return RWAREEnv(_gym_make(key, kwargs, "rware-tiny-2ag-v2"), state)
