@@ -295,7 +295,11 @@ def test_same_seed_same_episode(make: Any, key: str) -> None:
 
 def test_rware_ends_are_truncations() -> None:
     pytest.importorskip("rware")
-    for kwargs, length in [({"max_steps": 20}, 20), ({"max_inactivity_steps": 5}, 5)]:
+    ends: list[tuple[dict[str, Any], int]] = [
+        ({"max_steps": 20}, 20),
+        ({"max_inactivity_steps": 5}, 5),
+    ]
+    for kwargs, length in ends:
         env = make_rware("rware-tiny-2ag-v2", **kwargs)
         env.reset(seed=0)
         assert env.avail_actions().all()
