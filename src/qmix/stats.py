@@ -18,6 +18,7 @@ same scores always give the same interval, and the caller's random stream is lef
 from __future__ import annotations
 
 import contextlib
+import importlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -32,13 +33,13 @@ BOOTSTRAP_SEED = 0
 INSTALL_HINT = "pip install 'qmix[stats]' (rliable)"
 
 
-def _rliable() -> tuple[Any, Any]:
-    """rliable's ``library`` and ``metrics`` modules, or an ImportError naming the extra."""
+def _rliable(module: str) -> Any:
+    """rliable's ``library`` (bootstrap; imports arch, ~2 s) or ``metrics`` (scipy only), or an
+    ImportError naming the extra."""
     try:
-        from rliable import library, metrics
+        return importlib.import_module(f"rliable.{module}")
     except ImportError as err:
         raise ImportError(f"these statistics need rliable: {INSTALL_HINT} ({err})") from None
-    return library, metrics
 
 
 @contextlib.contextmanager
@@ -77,7 +78,7 @@ def _interval(
 
     Returns ``(point, low, high)``, each shaped like ``func``'s output.
     """
-    library, _ = _rliable()
+    library = _rliable("library")
     with _global_numpy_seed(seed):
         points, intervals = library.get_interval_estimates(
             {"x": scores},
@@ -109,7 +110,7 @@ def iqm(values: np.ndarray) -> float:
     """
     flat = np.asarray(values, dtype=float).ravel()
     _check_finite(flat, "iqm")
-    _, metrics = _rliable()
+    metrics = _rliable("metrics")
     return float(metrics.aggregate_iqm(flat))
 
 
@@ -181,7 +182,7 @@ def iqm_curve_ci(
     _check_interval(confidence, resamples)
     if data.shape[0] == 1:
         return data[0].copy(), data[0].copy(), data[0].copy()
-    _rliable()
+    _rliable("metrics")
     from scipy.stats import trim_mean  # rliable's IQM, column by column
 
     return _interval(data, lambda s: trim_mean(s, 0.25, axis=0), confidence, resamples, seed)
@@ -213,7 +214,7 @@ def iqm_ci(
         raise ValueError(f"expected scores of shape [K] or [K, T] with K >= 1, got {data.shape}")
     _check_finite(data, "iqm_ci")
     _check_interval(confidence, resamples)
-    _, metrics = _rliable()
+    metrics = _rliable("metrics")
     point, low, high = _interval(
         data, lambda s: np.array([metrics.aggregate_iqm(s)]), confidence, resamples, seed
     )
@@ -252,7 +253,7 @@ def probability_of_improvement(
     _check_finite(xs, "probability_of_improvement")
     _check_finite(ys, "probability_of_improvement")
     _check_interval(confidence, resamples)
-    _, metrics = _rliable()
+    metrics = _rliable("metrics")
     point, low, high = _interval(
         [xs, ys],
         lambda a, b: np.array([metrics.probability_of_improvement(a, b)]),
