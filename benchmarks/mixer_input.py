@@ -64,6 +64,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RECORDED = ROOT / "benchmarks" / "recorded" / "mixer_input"
 VARIANTS = ("state", "obs_concat", "state_obs", "constant")
 SEEDS = {"qmix": 5, "qplex": 3, "ow_qmix": 3}  # at least 5 for QMIX, 3 for the others
+PLAN_COST = {"qmix": 1.0, "qplex": 2.0, "ow_qmix": 2.0}  # the plan's cost of a run, QMIX's = 1
 # what a test row keeps in the record (the curve, its score and when)
 KEPT = ("env_steps", "test_return", "test_win_rate", "wall_seconds")
 #: The final score of a run: the mean of its test evaluations in this last fraction of it.
@@ -81,16 +82,17 @@ class Task:
     preset: str
     overrides: tuple[str, ...]
     budget: int
+    plan_minutes: float  # the compute plan's minutes for one QMIX run (the docstring's table)
     metric: str = "test_return"
 
 
 TASKS = {
     # the demo preset keeps the observations as its state; the study gives it the simulator's
-    "lbf_8x8": Task("lbf_8x8_2p_2f_coop", ("env_args.state=simulator",), 200_000),
-    "mpe_spread": Task("mpe_simple_spread", (), 300_000),
-    "smax_3m": Task("smax_3m", (), 500_000, "test_win_rate"),
-    "lbf_2s_8x8": Task("lbf", ("env_args.key=Foraging-2s-8x8-2p-2f-coop-v3",), 250_000),
-    "smax_2s3z": Task("smax", ("env_args.map_name=2s3z",), 500_000, "test_win_rate"),
+    "lbf_8x8": Task("lbf_8x8_2p_2f_coop", ("env_args.state=simulator",), 200_000, 5),
+    "mpe_spread": Task("mpe_simple_spread", (), 300_000, 11),
+    "smax_3m": Task("smax_3m", (), 500_000, 9, "test_win_rate"),
+    "lbf_2s_8x8": Task("lbf", ("env_args.key=Foraging-2s-8x8-2p-2f-coop-v3",), 250_000, 18),
+    "smax_2s3z": Task("smax", ("env_args.map_name=2s3z",), 500_000, 12, "test_win_rate"),
 }
 
 
@@ -156,6 +158,52 @@ def run(job: Job, out: Path) -> str:
         raise RuntimeError(f"{job}: stopped at {last} env steps, short of its budget")
     write_record(job, result["rows"])
     return f"{job}: done in {result['wall']:.0f} s"
+
+
+def attempt(job: Job, out: Path) -> tuple[str, bool]:
+    """:func:`run`, its failure a line instead of a stop: the other runs go on."""
+    try:
+        return run(job, out), True
+    except Exception as err:  # a failed run (diverged, env crashed): report it, keep going
+        lines = str(err).strip().splitlines() or [type(err).__name__]
+        tail = f" ... {lines[-1]}" if len(lines) > 1 else ""
+        return f"{job}: FAILED: {lines[0]}{tail}", False
+
+
+def status(tasks: list[str], algos: list[str]) -> str:
+    """Runs recorded per task and algorithm, and the core-hours left: each run left costs the
+    median training time of the recorded runs of its task and algorithm, or the compute plan's
+    estimate while none is recorded."""
+    lines = [
+        "| task | algorithm | recorded | minutes a run | core-hours left |",
+        "|---|---|---:|---:|---:|",
+    ]
+    done_all = left_all = 0
+    hours_left = 0.0
+    for task in tasks:
+        for algo in algos:
+            todo = jobs([task], [algo])
+            walls = [
+                max(r.get("wall_seconds", 0.0) for r in rows) / 60
+                for job in todo
+                if (rows := recorded(job).get(str(job.seed)))
+            ]
+            if walls:
+                minutes, source = float(np.median(walls)), "median of recorded"
+            else:
+                minutes, source = TASKS[task].plan_minutes * PLAN_COST[algo], "plan"
+            left = len(todo) - len(walls)
+            hours_left += left * minutes / 60
+            done_all, left_all = done_all + len(walls), left_all + left
+            lines.append(
+                f"| {task} | {algo} | {len(walls)} of {len(todo)} | {minutes:.1f} ({source}) "
+                f"| {left * minutes / 60:.1f} |"
+            )
+    lines.append(
+        f"\n{done_all} runs recorded under {RECORDED.relative_to(ROOT)}, {left_all} left: about "
+        f"{hours_left:.1f} core-hours ({hours_left / 2:.1f} hours on two cores)"
+    )
+    return "\n".join(lines)
 
 
 # ---- report: what the records say ------------------------------------------------------------
@@ -360,16 +408,19 @@ def main() -> None:
         parser.error(f"unknown tasks or algorithms: {unknown}")
     todo = jobs(tasks, algos)
     if args.command == "status":
-        done = sum(str(job.seed) in recorded(job) for job in todo)
-        print(f"{done} of {len(todo)} runs recorded under {RECORDED.relative_to(ROOT)}")
+        print(status(tasks, algos))
         return
     if args.command == "report":
         print(report(tasks, algos))
         return
+    failed = []
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        for line in pool.map(lambda job: run(job, args.out.resolve()), todo):
+        for line, ok in pool.map(lambda job: attempt(job, args.out.resolve()), todo):
             print(line, flush=True)
+            failed += [] if ok else [line]
     print(report(tasks, algos))
+    if failed:
+        raise SystemExit(f"{len(failed)} runs failed (rerun to retry them):\n" + "\n".join(failed))
 
 
 if __name__ == "__main__":

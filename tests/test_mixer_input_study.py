@@ -127,3 +127,29 @@ def test_every_variant_trains_on_every_task_of_the_study(study: ModuleType, task
         envs.close()
     state, obs = info.state_dim, info.n_agents * info.obs_dim
     assert widths == {"state": state, "obs_concat": obs, "state_obs": state + obs, "constant": 1}
+
+
+def test_status_counts_runs_and_prices_what_is_left(
+    study: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(study, "RECORDED", tmp_path)
+    monkeypatch.setattr(study, "ROOT", tmp_path.parent)
+    rows = [{"env_steps": 10, "test_return": 0.5, "wall_seconds": 600.0}]  # a 10-minute run
+    study.write_record(study.Job("lbf_8x8", "qmix", "state", 0), rows)
+    text = study.status(["lbf_8x8"], ["qmix", "qplex"])
+    assert "| lbf_8x8 | qmix | 1 of 20 | 10.0 (median of recorded) | 3.2 |" in text  # 19 x 10'
+    assert "| lbf_8x8 | qplex | 0 of 12 | 10.0 (plan) | 2.0 |" in text  # 12 x 5' x 2
+    assert "1 runs recorded" in text and "31 left" in text
+
+
+def test_a_failed_run_is_a_line_and_the_others_go_on(
+    study: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object) -> dict:
+        raise RuntimeError("seed 0 failed:\nTraceback ...\nqmix: error: the loss diverged")
+
+    monkeypatch.setattr(study, "RECORDED", tmp_path)
+    monkeypatch.setattr(study, "run_seed", broken)
+    line, ok = study.attempt(study.Job("lbf_8x8", "qmix", "state", 0), tmp_path)
+    assert not ok
+    assert line.endswith("FAILED: seed 0 failed: ... qmix: error: the loss diverged")
