@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -213,12 +212,16 @@ def status(tasks: list[str], algos: list[str]) -> str:
 Seeds = dict[str, list[dict[str, Any]]]  # a record: {seed: test rows}
 
 
+SCORES = ("final", "AUC")  # the columns of scores_of
+
+
 @dataclass(frozen=True)
 class Estimate:
-    """One point with its 95% interval, for the figures: a final-score IQM (``kind="final"``)
-    or a probability of improvement over ``state`` (``kind="poi"``)."""
+    """One point with its 95% interval, for the figures: an IQM over seeds (``kind="iqm"``) or
+    a probability of improvement over ``state`` (``kind="poi"``) of one score (``SCORES``)."""
 
     kind: str
+    score: str
     task: str
     algo: str
     variant: str
@@ -266,26 +269,31 @@ def task_table(
     metric = TASKS[task].metric
     lines = [
         f"| algorithm | mixer input | seeds | IQM final {metric} [95% CI] | IQM AUC [95% CI] "
-        f"| P(final > state's) [95% CI] |",
-        "|---|---|---:|---:|---:|---:|",
+        f"| P(final > state's) [95% CI] | P(AUC > state's) [95% CI] |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
     numbers: list[Estimate] = []
     for (t, algo, variant), seeds in study.items():
         if t != task:
             continue
-        scores = scores_of(seeds, metric)  # [K, 2]
-        final, auc = iqm_ci(scores[:, 0]), iqm_ci(scores[:, 1])
-        poi = "–"
+        scores = scores_of(seeds, metric)  # [K, 2]: final, AUC
+        cells = [algo, f"`{variant}`", str(len(scores))]
+        for column, score in enumerate(SCORES):
+            iqm = iqm_ci(scores[:, column])
+            numbers.append(Estimate("iqm", score, task, algo, variant, *iqm))
+            cells.append(_ci(*iqm))
         reference = study.get((task, algo, "state"))
         common = set(seeds) & set(reference or {})
-        if variant != "state" and reference and len(common) >= 2:
-            x = scores_of(seeds, metric, common)[:, 0]
-            y = scores_of(reference, metric, common)[:, 0]
-            p = probability_of_improvement(x, y)
-            poi = _ci(*p) + (f" ({len(common)} seeds)" if len(common) < len(seeds) else "")
-            numbers.append(Estimate("poi", task, algo, variant, *p))
-        numbers.append(Estimate("final", task, algo, variant, *final))
-        cells = [algo, f"`{variant}`", str(len(scores)), _ci(*final), _ci(*auc), poi]
+        for column, score in enumerate(SCORES):
+            if variant == "state" or not reference or len(common) < 2:
+                cells.append("–")
+                continue
+            x = scores_of(seeds, metric, common)[:, column]  # [K']
+            y = scores_of(reference, metric, common)[:, column]  # [K']
+            poi = probability_of_improvement(x, y)
+            numbers.append(Estimate("poi", score, task, algo, variant, *poi))
+            fewer = f" ({len(common)} seeds)" if len(common) < len(seeds) else ""
+            cells.append(_ci(*poi) + fewer)
         lines.append("| " + " | ".join(cells) + " |")
     return lines, numbers
 
@@ -322,35 +330,33 @@ def plot_task(study: dict[tuple[str, str, str], Seeds], task: str, path: Path) -
 
 
 def plot_intervals(numbers: list[Estimate], kind: str, path: Path) -> Path:
-    """Points with 95% CIs, a panel per task: the final-score IQMs (``kind="final"``) or the
-    probabilities of improvement over ``state`` (``kind="poi"``)."""
+    """Points with 95% CIs of one ``kind`` (``"iqm"`` or ``"poi"``): a row of panels per task,
+    one panel per score (final, AUC), a line per algorithm and variant."""
     from matplotlib.figure import Figure
 
     chosen = [n for n in numbers if n.kind == kind]
     tasks = list(dict.fromkeys(n.task for n in chosen))
-    cols = min(len(tasks), 3)
-    height = 0.6 + 0.3 * max(max(sum(n.task == t for n in chosen) for t in tasks), 4)
-    fig = Figure(figsize=(3.6 * cols, height * math.ceil(len(tasks) / cols)), dpi=110)
-    fig.set_layout_engine("constrained")
-    axes = fig.subplots(math.ceil(len(tasks) / cols), cols, squeeze=False).ravel()
-    for ax in axes[len(tasks) :]:
-        ax.set_visible(False)
-    for ax, task in zip(axes, tasks, strict=False):
-        rows = [n for n in chosen if n.task == task]
-        for y, n in enumerate(rows):
-            colour = f"C{VARIANTS.index(n.variant)}"
-            ax.plot([n.low, n.high], [y, y], color=colour, lw=5, alpha=0.45, solid_capstyle="butt")
-            ax.plot([n.point], [y], "|", color="k", ms=12)
-        ax.set_yticks(range(len(rows)), [f"{n.algo} {n.variant}" for n in rows])
-        ax.invert_yaxis()
-        ax.set_title(task, fontsize=10)
-        ax.grid(axis="x", alpha=0.3)
-        if kind == "poi":
-            ax.axvline(0.5, color="grey", ls="--", lw=1)
-            ax.set_xlim(0, 1)
-            ax.set_xlabel("P(variant > state)")
-        else:
-            ax.set_xlabel(f"IQM final {metric_label(TASKS[task].metric)}")
+    per_panel = max(sum(n.task == t and n.score == SCORES[0] for n in chosen) for t in tasks)
+    height = 0.8 + 0.28 * max(per_panel, 3)
+    fig = Figure(figsize=(8.0, height * len(tasks)), dpi=110, layout="constrained")
+    axes = fig.subplots(len(tasks), len(SCORES), squeeze=False)
+    for row, task in enumerate(tasks):
+        for ax, score in zip(axes[row], SCORES, strict=True):
+            lines = [n for n in chosen if n.task == task and n.score == score]
+            for y, n in enumerate(lines):
+                colour = f"C{VARIANTS.index(n.variant)}"
+                ax.plot([n.low, n.high], [y, y], color=colour, lw=5, alpha=0.45)
+                ax.plot([n.point], [y], "|", color="k", ms=12)
+            ax.set_yticks(range(len(lines)), [f"{n.algo} {n.variant}" for n in lines])
+            ax.set_ylim(len(lines) - 0.5, -0.5)  # first line on top
+            ax.grid(axis="x", alpha=0.3)
+            if kind == "poi":
+                ax.axvline(0.5, color="grey", ls="--", lw=1)
+                ax.set_xlim(-0.03, 1.03)
+                ax.set_title(f"{task}: P({score} > state's)", fontsize=9)
+            else:
+                label = metric_label(TASKS[task].metric)
+                ax.set_title(f"{task}: IQM {score} {label}", fontsize=9)
     fig.savefig(path)
     return path
 
@@ -375,9 +381,9 @@ def report(tasks: list[str], algos: list[str]) -> str:
         numbers += found
         image = plot_task(study, task, IMAGES / f"mixer_input_{task}.png")
         lines += [f"### {task}", "", *table, "", f"![{task}](images/{image.name})", ""]
-    if any(n.kind == "final" for n in numbers):
-        plot_intervals(numbers, "final", IMAGES / "mixer_input_final.png")
-        lines += ["### Final scores", "", "![final scores](images/mixer_input_final.png)", ""]
+    if any(n.kind == "iqm" for n in numbers):
+        plot_intervals(numbers, "iqm", IMAGES / "mixer_input_iqm.png")
+        lines += ["### Scores (IQM over seeds)", "", "![scores](images/mixer_input_iqm.png)", ""]
     if any(n.kind == "poi" for n in numbers):
         plot_intervals(numbers, "poi", IMAGES / "mixer_input_poi.png")
         lines += [

@@ -85,11 +85,13 @@ def test_report_writes_tables_figures_and_keeps_the_page_around_its_markers(
     table = {line.split(" | ")[1]: line for line in text.splitlines() if line.startswith("| qmix")}
     assert list(table) == ["`state`", "`obs_concat`", "`state_obs`", "`constant`"]
     assert "| 3 | 0.580 [" in table["`state`"]  # final: (0.54 + 0.6) / 2 + the seeds' mean 0.01
-    assert table["`obs_concat`"].endswith("| 1.000 [1.000, 1.000] |")  # beats state every time
-    assert table["`constant`"].endswith("| 0.000 [0.000, 0.000] |")
-    assert table["`state_obs`"].endswith("| 0.500 [0.056, 0.944] |")  # the same runs: even
+    # P(final > state's) and P(AUC > state's): the last two columns
+    assert table["`obs_concat`"].endswith("| 1.000 [1.000, 1.000] | 1.000 [1.000, 1.000] |")
+    assert table["`constant`"].endswith("| 0.000 [0.000, 0.000] | 0.000 [0.000, 0.000] |")
+    assert table["`state_obs`"].endswith("| 0.500 [0.056, 0.944] | 0.500 [0.056, 0.944] |")
+    assert table["`state`"].endswith("| – | – |")
     assert "### smax_3m\n\nNo run recorded yet." in text
-    for name in ("lbf_8x8", "final", "poi"):
+    for name in ("lbf_8x8", "iqm", "poi"):
         assert (study.IMAGES / f"mixer_input_{name}.png").stat().st_size > 1000
     study.DOC.write_text("# a page without its markers\n")
     with pytest.raises(SystemExit, match="lost its report markers"):
