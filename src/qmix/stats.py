@@ -13,6 +13,7 @@ Reproducibility: rliable's stratified bootstrap draws its indices from NumPy's *
 (its ``random_state`` argument does not reach the draws), so every function here seeds that
 RNG for the duration of the call (:func:`_global_numpy_seed`) and restores it afterwards: the
 same scores always give the same interval, and the caller's random stream is left untouched.
+(So two threads must not draw intervals at the same time: they would share that RNG.)
 """
 
 from __future__ import annotations
