@@ -85,6 +85,7 @@ class Task:
     budget: int
     plan_minutes: float  # the compute plan's minutes for one QMIX run (the docstring's table)
     metric: str = "test_return"
+    bounded: bool = True  # scores in [0, 1] (LBF's return, a win rate): pooled across tasks
 
 
 TASKS = {  # in the order they run: the cheaper, more telling contrasts first
@@ -92,7 +93,7 @@ TASKS = {  # in the order they run: the cheaper, more telling contrasts first
     "lbf_8x8": Task("lbf_8x8_2p_2f_coop", ("env_args.state=simulator",), 200_000, 5),
     "smax_3m": Task("smax_3m", (), 500_000, 9, "test_win_rate"),
     "lbf_2s_8x8": Task("lbf", ("env_args.key=Foraging-2s-8x8-2p-2f-coop-v3",), 250_000, 18),
-    "mpe_spread": Task("mpe_simple_spread", (), 300_000, 11),
+    "mpe_spread": Task("mpe_simple_spread", (), 300_000, 11, bounded=False),
     "smax_2s3z": Task("smax", ("env_args.map_name=2s3z",), 500_000, 12, "test_win_rate"),
 }
 
@@ -298,6 +299,71 @@ def task_table(
     return lines, numbers
 
 
+def complete_tasks(
+    study: dict[tuple[str, str, str], Seeds], algo: str, tasks: list[str]
+) -> list[str]:
+    """The tasks on which every variant of ``algo`` has all its seeds."""
+    full = SEEDS[algo]
+    return [t for t in tasks if all(len(study.get((t, algo, v), {})) == full for v in VARIANTS)]
+
+
+def task_matrix(
+    study: dict[tuple[str, str, str], Seeds], algo: str, variant: str, names: list[str]
+) -> np.ndarray:
+    """``[K, T, 2]``: each seed's (final, AUC) on each of the tasks ``names``."""
+    per_task = [scores_of(study[(t, algo, variant)], TASKS[t].metric) for t in names]
+    return np.stack(per_task, axis=1)
+
+
+def aggregate_table(
+    study: dict[tuple[str, str, str], Seeds], tasks: list[str], algos: list[str]
+) -> tuple[list[str], list[Estimate]]:
+    """Across tasks, per algorithm, over the tasks where every variant has all its seeds: the
+    IQM of the runs of the tasks scored in [0, 1] pooled (a bootstrap stratified by task), and
+    the probability of improvement over ``state`` averaged over the tasks (scale-free, so MPE's
+    returns count too). Empty while no algorithm has two complete tasks."""
+    notes: list[str] = []
+    rows: list[str] = []
+    numbers: list[Estimate] = []
+    for algo in algos:
+        complete = complete_tasks(study, algo, tasks)
+        if len(complete) < 2:
+            continue
+        pooled = [t for t in complete if TASKS[t].bounded]
+        notes.append(
+            f"{algo}: IQM over {', '.join(pooled) or 'no task'} (scores in [0, 1]); "
+            f"probabilities averaged over {', '.join(complete)}."
+        )
+        reference = task_matrix(study, algo, "state", complete)  # [K, T, 2]
+        for variant in VARIANTS:
+            cells = [algo, f"`{variant}`"]
+            runs = task_matrix(study, algo, variant, complete)  # [K, T, 2]
+            on_scale = runs[:, [complete.index(t) for t in pooled]]  # [K, T', 2]
+            for column, score in enumerate(SCORES):
+                if not pooled:
+                    cells.append("–")
+                    continue
+                iqm = iqm_ci(on_scale[..., column])
+                numbers.append(Estimate("iqm", score, "across tasks", algo, variant, *iqm))
+                cells.append(_ci(*iqm))
+            for column, score in enumerate(SCORES):
+                if variant == "state":
+                    cells.append("–")
+                    continue
+                poi = probability_of_improvement(runs[..., column], reference[..., column])
+                numbers.append(Estimate("poi", score, "across tasks", algo, variant, *poi))
+                cells.append(_ci(*poi))
+            rows.append("| " + " | ".join(cells) + " |")
+    if not rows:
+        return [], numbers
+    header = [
+        "| algorithm | mixer input | IQM final [95% CI] | IQM AUC [95% CI] "
+        "| P(final > state's) [95% CI] | P(AUC > state's) [95% CI] |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    return [*notes, "", *header, *rows], numbers
+
+
 def plot_task(study: dict[tuple[str, str, str], Seeds], task: str, path: Path) -> Path:
     """One task's curves: a panel per algorithm, a line per variant (IQM over seeds, 95% CI)."""
     from matplotlib.figure import Figure
@@ -355,7 +421,7 @@ def plot_intervals(numbers: list[Estimate], kind: str, path: Path) -> Path:
                 ax.set_xlim(-0.03, 1.03)
                 ax.set_title(f"{task}: P({score} > state's)", fontsize=9)
             else:
-                label = metric_label(TASKS[task].metric)
+                label = metric_label(TASKS[task].metric) if task in TASKS else "score"
                 ax.set_title(f"{task}: IQM {score} {label}", fontsize=9)
     fig.savefig(path)
     return path
@@ -381,6 +447,10 @@ def report(tasks: list[str], algos: list[str]) -> str:
         numbers += found
         image = plot_task(study, task, IMAGES / f"mixer_input_{task}.png")
         lines += [f"### {task}", "", *table, "", f"![{task}](images/{image.name})", ""]
+    across, found = aggregate_table(study, tasks, algos)
+    numbers += found
+    across = across or ["Not yet: no algorithm has every variant's seeds on two tasks."]
+    lines += ["### Across tasks", "", *across, ""]
     if any(n.kind == "iqm" for n in numbers):
         plot_intervals(numbers, "iqm", IMAGES / "mixer_input_iqm.png")
         lines += ["### Scores (IQM over seeds)", "", "![scores](images/mixer_input_iqm.png)", ""]

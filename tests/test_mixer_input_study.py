@@ -155,3 +155,30 @@ def test_a_failed_run_is_a_line_and_the_others_go_on(
     line, ok = study.attempt(study.Job("lbf_8x8", "qmix", "state", 0), tmp_path)
     assert not ok
     assert line.endswith("FAILED: seed 0 failed: ... qmix: error: the loss diverged")
+
+
+def test_across_tasks_pools_bounded_scores_and_averages_probabilities(study: ModuleType) -> None:
+    level = {"state": 0.5, "obs_concat": 0.8, "state_obs": 0.5, "constant": 0.1}
+
+    def seeds(top: float, n: int = 5) -> dict[str, list[dict[str, float]]]:
+        return {
+            str(k): [{"env_steps": 10 * i, "test_return": top * i / 10} for i in range(11)]
+            for k in range(n)
+        }
+
+    records = {("lbf_8x8", "qmix", v): seeds(top) for v, top in level.items()}
+    lines, _ = study.aggregate_table(records, ["lbf_8x8", "mpe_spread"], ["qmix"])
+    assert lines == []  # one task done: nothing across tasks yet
+    # MPE's returns are not in [0, 1]: in the probabilities only (obs_concat worse there)
+    records |= {("mpe_spread", "qmix", v): seeds(-100 * top) for v, top in level.items()}
+    records[("lbf_2s_8x8", "qmix", "state")] = seeds(0.5, n=3)  # unfinished: left out
+    lines, numbers = study.aggregate_table(records, list(study.TASKS), ["qmix"])
+    assert lines[0] == (
+        "qmix: IQM over lbf_8x8 (scores in [0, 1]); probabilities averaged over lbf_8x8, "
+        "mpe_spread."
+    )
+    table = {line.split(" | ")[1]: line for line in lines if line.startswith("| qmix")}
+    assert table["`obs_concat`"].startswith("| qmix | `obs_concat` | 0.760 [0.760, 0.760] |")
+    # P(final > state's): 1 on LBF, 0 on MPE -> 0.5 averaged; likewise the AUC
+    assert table["`obs_concat`"].endswith("| 0.500 [0.500, 0.500] | 0.500 [0.500, 0.500] |")
+    assert {n.task for n in numbers} == {"across tasks"}
