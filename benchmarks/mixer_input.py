@@ -285,13 +285,13 @@ def task_table(
             cells.append(_ci(*iqm))
         reference = study.get((task, algo, "state"))
         common = set(seeds) & set(reference or {})
+        if variant == "state" or not reference or len(common) < 2:
+            lines.append("| " + " | ".join([*cells, "–", "–"]) + " |")
+            continue
+        x = scores_of(seeds, metric, common)  # [K', 2]: the seeds both have
+        y = scores_of(reference, metric, common)  # [K', 2]
         for column, score in enumerate(SCORES):
-            if variant == "state" or not reference or len(common) < 2:
-                cells.append("–")
-                continue
-            x = scores_of(seeds, metric, common)[:, column]  # [K']
-            y = scores_of(reference, metric, common)[:, column]  # [K']
-            poi = probability_of_improvement(x, y)
+            poi = probability_of_improvement(x[:, column], y[:, column])
             numbers.append(Estimate("poi", score, task, algo, variant, *poi))
             fewer = f" ({len(common)} seeds)" if len(common) < len(seeds) else ""
             cells.append(_ci(*poi) + fewer)
