@@ -31,17 +31,27 @@ Compute plan (this 2-core machine; minutes per QMIX run alone, from the presets'
 
 | task | budget | QMIX run | QMIX, 4 variants x 5 seeds | QPLEX, OW-QMIX: 4 x 3 each |
 |---|---|---|---|---|
-| lbf_8x8 (8x8-2p-2f-coop, demo preset) | 200k | ~5 min | ~110 min | ~2x QMIX's cost |
-| smax_3m | 500k | ~9 min | ~170 min | " |
-| lbf_2s_8x8 (sight 2, GRU agents) | 250k | ~18 min | ~360 min | " |
-| mpe_spread (simple_spread) | 300k | ~11 min | ~210 min | " |
-| smax_2s3z | 500k | ~12 min | ~240 min | " |
+| lbf_8x8 (8x8-2p-2f-coop, demo preset) | 200k | ~5 min | ~110 min | ~4x, ~2x QMIX's run |
+| smax_3m | 500k | ~9 min | ~170 min | ~1.6x, ~1.3x |
+| lbf_2s_8x8 (sight 2, GRU agents) | 250k | ~18 min | ~360 min | ~2x, ~2x |
+| mpe_spread (simple_spread) | 300k | ~11 min | ~210 min | ~2x, ~2x |
+| smax_2s3z | 500k | ~12 min | ~240 min | ~1.6x, ~1.3x |
 
-QMIX alone is about 18 hours of one core (9 hours on both); with QPLEX and OW-QMIX the study
-is about 26 hours of both cores: many sessions, which is why every run resumes and every
-finished run is recorded at once. ``status`` prices what is left from the runs recorded so far
-(their median minutes, two at a time beside other work): after the first 16 runs (lbf_8x8,
-7.0 minutes each, not 5) it said 61 core-hours, about 31 hours of both cores.
+The QPLEX and OW-QMIX factors: an update's cost against QMIX's (``update_cost.py``, one
+torch thread, 2026-12-07, beside two study runs: feed-forward agents on LBF 8x8, QPLEX 6.6x
+and OW-QMIX 3.0x QMIX's 9.7 ms on batches of short episodes; GRU agents, the LBF family's,
+2.0x and 2.1x of 69 ms) over a run where updates are about half the time (a QMIX lbf_8x8
+run: 21,499 updates in 417 s); on SMAX, where collection dominates, the records' 1M-step runs
+(``qplex_smax_3m_1M``, ``ow_qmix_smax_3m_1M``: 1,680-1,790 s and 1,230-1,370 s against
+~1,050 s for QMIX). ``status`` still prices an unrecorded QPLEX or OW-QMIX run at
+``PLAN_COST`` (2x) until its first run is recorded, then at the median of the recorded ones.
+
+QMIX alone is about 18 core-hours (9 hours on both cores); QPLEX about 30 core-hours and OW-
+QMIX about 20 more: about 34 hours of both cores for the whole study, many sessions, which is
+why every run resumes and every finished run is recorded at once. ``status`` prices what is
+left from the runs recorded so far (their median minutes, two at a time beside other work):
+after the first 16 runs (lbf_8x8, 7.0 minutes each, not 5) it said 61 core-hours, about 31
+hours of both cores.
 """
 
 from __future__ import annotations
