@@ -46,9 +46,9 @@ run: 21,499 updates in 417 s); on SMAX, where collection dominates, the records'
 ~1,050 s for QMIX). ``status`` still prices an unrecorded QPLEX or OW-QMIX run at
 ``PLAN_COST`` (2x) until its first run is recorded, then at the median of the recorded ones.
 
-QMIX alone is about 18 core-hours (9 hours on both cores); QPLEX about 30 core-hours and OW-
-QMIX about 20 more: about 34 hours of both cores for the whole study, many sessions, which is
-why every run resumes and every finished run is recorded at once. ``status`` prices what is
+QMIX alone is about 18 core-hours (9 hours on both cores); QPLEX about 30 core-hours and
+OW-QMIX about 20 more: about 34 hours of both cores for the whole study, many sessions, which
+is why every run resumes and every finished run is recorded at once. ``status`` prices what is
 left from the runs recorded so far (their median minutes, two at a time beside other work):
 after the first 16 runs (lbf_8x8, 7.0 minutes each, not 5) it said 61 core-hours, about 31
 hours of both cores.
