@@ -43,8 +43,8 @@ and OW-QMIX 3.0x QMIX's 9.7 ms on batches of short episodes; GRU agents, the LBF
 2.0x and 2.1x of 69 ms) over a run where updates are about half the time (a QMIX lbf_8x8
 run: 21,499 updates in 417 s); on SMAX, where collection dominates, the records' 1M-step runs
 (``qplex_smax_3m_1M``, ``ow_qmix_smax_3m_1M``: 1,680-1,790 s and 1,230-1,370 s against
-~1,050 s for QMIX). ``status`` still prices an unrecorded QPLEX or OW-QMIX run at
-``PLAN_COST`` (2x) until its first run is recorded, then at the median of the recorded ones.
+~1,050 s for QMIX). ``status`` prices a QPLEX or OW-QMIX run at these factors (``Task.plan_cost``)
+until one of its task's runs is recorded, then at the median of the recorded ones.
 
 QMIX alone is about 18 core-hours (9 hours on both cores); QPLEX about 30 core-hours and
 OW-QMIX about 20 more: about 34 hours of both cores for the whole study, many sessions, which
@@ -75,7 +75,6 @@ ROOT = Path(__file__).resolve().parents[1]
 RECORDED = ROOT / "benchmarks" / "recorded" / "mixer_input"
 VARIANTS = ("state", "obs_concat", "state_obs", "constant")
 SEEDS = {"qmix": 5, "qplex": 3, "ow_qmix": 3}  # at least 5 for QMIX, 3 for the others
-PLAN_COST = {"qmix": 1.0, "qplex": 2.0, "ow_qmix": 2.0}  # the plan's cost of a run, QMIX's = 1
 # what a test row keeps in the record (the curve, its score and when)
 KEPT = ("env_steps", "test_return", "test_win_rate", "wall_seconds")
 #: The final score of a run: the mean of its test evaluations in this last fraction of it.
@@ -94,17 +93,20 @@ class Task:
     overrides: tuple[str, ...]
     budget: int
     plan_minutes: float  # the compute plan's minutes for one QMIX run (the docstring's table)
+    plan_cost: tuple[float, float]  # the plan's cost of a QPLEX and of an OW-QMIX run, QMIX's = 1
     metric: str = "test_return"
     bounded: bool = True  # scores in [0, 1] (LBF's return, a win rate): pooled across tasks
 
 
 TASKS = {  # in the order they run: the cheaper, more telling contrasts first
     # the demo preset keeps the observations as its state; the study gives it the simulator's
-    "lbf_8x8": Task("lbf_8x8_2p_2f_coop", ("env_args.state=simulator",), 200_000, 5),
-    "smax_3m": Task("smax_3m", (), 500_000, 9, "test_win_rate"),
-    "lbf_2s_8x8": Task("lbf", ("env_args.key=Foraging-2s-8x8-2p-2f-coop-v3",), 250_000, 18),
-    "mpe_spread": Task("mpe_simple_spread", (), 300_000, 11, bounded=False),
-    "smax_2s3z": Task("smax", ("env_args.map_name=2s3z",), 500_000, 12, "test_win_rate"),
+    "lbf_8x8": Task("lbf_8x8_2p_2f_coop", ("env_args.state=simulator",), 200_000, 5, (4, 2)),
+    "smax_3m": Task("smax_3m", (), 500_000, 9, (1.6, 1.3), "test_win_rate"),
+    "lbf_2s_8x8": Task("lbf", ("env_args.key=Foraging-2s-8x8-2p-2f-coop-v3",), 250_000, 18, (2, 2)),
+    "mpe_spread": Task("mpe_simple_spread", (), 300_000, 11, (2, 2), bounded=False),
+    "smax_2s3z": Task(
+        "smax", ("env_args.map_name=2s3z",), 500_000, 12, (1.6, 1.3), "test_win_rate"
+    ),
 }
 
 
@@ -122,6 +124,13 @@ class Job:
 
     def record(self) -> Path:
         return RECORDED / self.task / f"{self.algo}_{self.variant}.json"
+
+
+def plan_cost(task: str, algo: str) -> float:
+    """The plan's cost of one run of ``algo`` on ``task``, a QMIX run's = 1."""
+    if algo == "qmix":
+        return 1.0
+    return TASKS[task].plan_cost[("qplex", "ow_qmix").index(algo)]
 
 
 def jobs(tasks: list[str], algos: list[str]) -> list[Job]:
@@ -184,8 +193,9 @@ def attempt(job: Job, out: Path) -> tuple[str, bool]:
 
 def status(tasks: list[str], algos: list[str]) -> str:
     """Runs recorded per task and algorithm, and the core-hours left: each run left costs the
-    median training time of the recorded runs of its task and algorithm, or the compute plan's
-    estimate while none is recorded."""
+    median training time of the recorded runs of its task and algorithm; while none is
+    recorded, the plan's factor (:func:`plan_cost`) times QMIX's median on the task, or times
+    the plan's minutes for QMIX while QMIX has none either."""
     lines = [
         "| task | algorithm | recorded | minutes a run | core-hours left |",
         "|---|---|---:|---:|---:|",
@@ -193,6 +203,7 @@ def status(tasks: list[str], algos: list[str]) -> str:
     done_all = left_all = 0
     hours_left = 0.0
     for task in tasks:
+        medians: dict[str, float] = {}  # the task's recorded minutes a run, by algorithm
         for algo in algos:
             todo = jobs([task], [algo])
             walls = [
@@ -201,9 +212,14 @@ def status(tasks: list[str], algos: list[str]) -> str:
                 if (rows := recorded(job).get(str(job.seed)))
             ]
             if walls:
-                minutes, source = float(np.median(walls)), "median of recorded"
+                minutes, source = (
+                    medians.setdefault(algo, float(np.median(walls))),
+                    "median of recorded",
+                )
+            elif "qmix" in medians:
+                minutes, source = medians["qmix"] * plan_cost(task, algo), "plan x QMIX's median"
             else:
-                minutes, source = TASKS[task].plan_minutes * PLAN_COST[algo], "plan"
+                minutes, source = TASKS[task].plan_minutes * plan_cost(task, algo), "plan"
             left = len(todo) - len(walls)
             hours_left += left * minutes / 60
             done_all, left_all = done_all + len(walls), left_all + left

@@ -138,10 +138,14 @@ def test_status_counts_runs_and_prices_what_is_left(
     monkeypatch.setattr(study, "ROOT", tmp_path.parent)
     rows = [{"env_steps": 10, "test_return": 0.5, "wall_seconds": 600.0}]  # a 10-minute run
     study.write_record(study.Job("lbf_8x8", "qmix", "state", 0), rows)
-    text = study.status(["lbf_8x8"], ["qmix", "qplex"])
+    text = study.status(["lbf_8x8", "smax_3m"], ["qmix", "qplex"])
     assert "| lbf_8x8 | qmix | 1 of 20 | 10.0 (median of recorded) | 3.2 |" in text  # 19 x 10'
-    assert "| lbf_8x8 | qplex | 0 of 12 | 10.0 (plan) | 2.0 |" in text  # 12 x 5' x 2
-    assert "1 runs recorded" in text and "31 left" in text
+    # QPLEX's factor on lbf_8x8 (4) times QMIX's median there; on smax_3m, with no QMIX run
+    # recorded, times the plan's minutes for QMIX (9) with its factor there (1.6)
+    assert "| lbf_8x8 | qplex | 0 of 12 | 40.0 (plan x QMIX's median) | 8.0 |" in text
+    assert "| smax_3m | qplex | 0 of 12 | 14.4 (plan) | 2.9 |" in text
+    assert "| smax_3m | qmix | 0 of 20 | 9.0 (plan) | 3.0 |" in text
+    assert "1 runs recorded" in text and "63 left" in text
 
 
 def test_a_failed_run_is_a_line_and_the_others_go_on(
