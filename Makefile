@@ -26,9 +26,10 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 # Two pytest workers (pytest-xdist), one per core of a 2-core machine; a test goes to whichever
-# worker is free. `.venv/bin/pytest tests/FILE.py` runs a part in one process.
+# worker is free; the 20 slowest are listed at the end (the suite must stay under 20 minutes).
+# `.venv/bin/pytest tests/FILE.py` runs a part in one process.
 test: lint
-	QMIX_REQUIRE_ENVS=1 $(BIN)/python -m pytest -n 2 --dist worksteal
+	QMIX_REQUIRE_ENVS=1 $(BIN)/python -m pytest -n 2 --dist worksteal --durations=20
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/two_step_time.py
