@@ -42,7 +42,7 @@ import yaml
 from qmix.checkpoint import BEST_MODEL_NAME, CHECKPOINT_NAME, load_checkpoint
 from qmix.compare import record_config, record_rows
 from qmix.config import ConfigError, config_changes, make_config
-from qmix.logging import read_metrics
+from qmix.logging import METRICS_NAME, read_metrics
 from qmix.plots import plot_curves
 from qmix.run import load
 
@@ -51,8 +51,11 @@ RECORDED = ROOT / "benchmarks" / "recorded"
 
 
 def finished(run_dir: Path) -> bool:
-    """Whether the run in ``run_dir`` has reached its budget."""
+    """Whether the run in ``run_dir`` has reached its budget (not yet if it has no metrics: a
+    checkpoint can come before the first row)."""
     budget = yaml.safe_load((run_dir / "config.yaml").read_text())["total_env_steps"]
+    if not (run_dir / METRICS_NAME).exists():
+        return False
     return any(row["env_steps"] >= budget for row in read_metrics(run_dir))
 
 

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from qmix.config import make_config
+from qmix.trainer import train
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 SHORT = "total_env_steps=200"  # two_step: a few seconds per seed
@@ -115,3 +116,18 @@ def test_extend_regrows_the_record_after_a_seeds_run_dir_is_lost(
         run_learn(learn, monkeypatch, "qmix", "two_step", SHORT, "gamma=0.5", *options, "--extend")
     assert not (out / "qmix_two_step_seed2").exists()
     assert (recorded / "t.md").read_text() == md
+
+
+def test_a_run_checkpointed_before_its_first_metrics_row_is_resumed(
+    learn: ModuleType, tmp_path: Path
+) -> None:
+    """A run stopped after its first checkpoint but before its first metrics row (an LBF run
+    checkpoints at 3,600 env steps, tests first at 10,000) is resumed, not a crash reading the
+    metrics it has not written yet (the mixer_input study lost a run to this)."""
+    run_dir = tmp_path / "run"
+    cfg = make_config("qmix", "two_step", {"total_env_steps": 200})
+    train(cfg, run_dir=run_dir, progress=False)
+    (run_dir / "metrics.jsonl").unlink()  # as it was at the first checkpoint
+    command = learn.seed_command("qmix", "two_step", 0, [SHORT], run_dir, True)
+    assert command[-3:] == ["--resume", str(run_dir), "--quiet"]
+    assert not learn.finished(run_dir)
