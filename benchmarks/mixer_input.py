@@ -43,8 +43,9 @@ and OW-QMIX 3.0x QMIX's 9.7 ms on batches of short episodes; GRU agents, the LBF
 2.0x and 2.1x of 69 ms) over a run where updates are about half the time (a QMIX lbf_8x8
 run: 21,499 updates in 417 s); on SMAX, where collection dominates, the records' 1M-step runs
 (``qplex_smax_3m_1M``, ``ow_qmix_smax_3m_1M``: 1,680-1,790 s and 1,230-1,370 s against
-~1,050 s for QMIX). ``status`` prices a QPLEX or OW-QMIX run at these factors (``Task.plan_cost``)
-until one of its task's runs is recorded, then at the median of the recorded ones.
+~1,050 s for QMIX). ``status`` prices a QPLEX or OW-QMIX run at these factors
+(``Task.plan_cost``) times QMIX's recorded median on the task until one of its own runs there
+is recorded, then at the median of its recorded ones.
 
 QMIX alone is about 18 core-hours (9 hours on both cores); QPLEX about 30 core-hours and
 OW-QMIX about 20 more: about 34 hours of both cores for the whole study, many sessions, which
