@@ -94,19 +94,34 @@ class Task:
     overrides: tuple[str, ...]
     budget: int
     plan_minutes: float  # the compute plan's minutes for one QMIX run (the docstring's table)
-    plan_cost: tuple[float, float]  # the plan's cost of a QPLEX and of an OW-QMIX run, QMIX's = 1
+    plan_cost: dict[str, float]  # the plan's cost of a QPLEX and of an OW-QMIX run, QMIX's = 1
     metric: str = "test_return"
     bounded: bool = True  # scores in [0, 1] (LBF's return, a win rate): pooled across tasks
 
 
 TASKS = {  # in the order they run: the cheaper, more telling contrasts first
     # the demo preset keeps the observations as its state; the study gives it the simulator's
-    "lbf_8x8": Task("lbf_8x8_2p_2f_coop", ("env_args.state=simulator",), 200_000, 5, (4, 2)),
-    "smax_3m": Task("smax_3m", (), 500_000, 9, (1.6, 1.3), "test_win_rate"),
-    "lbf_2s_8x8": Task("lbf", ("env_args.key=Foraging-2s-8x8-2p-2f-coop-v3",), 250_000, 18, (2, 2)),
-    "mpe_spread": Task("mpe_simple_spread", (), 300_000, 11, (2, 2), bounded=False),
+    "lbf_8x8": Task(
+        "lbf_8x8_2p_2f_coop", ("env_args.state=simulator",), 200_000, 5, {"qplex": 4, "ow_qmix": 2}
+    ),
+    "smax_3m": Task("smax_3m", (), 500_000, 9, {"qplex": 1.6, "ow_qmix": 1.3}, "test_win_rate"),
+    "lbf_2s_8x8": Task(
+        "lbf",
+        ("env_args.key=Foraging-2s-8x8-2p-2f-coop-v3",),
+        250_000,
+        18,
+        {"qplex": 2, "ow_qmix": 2},
+    ),
+    "mpe_spread": Task(
+        "mpe_simple_spread", (), 300_000, 11, {"qplex": 2, "ow_qmix": 2}, bounded=False
+    ),
     "smax_2s3z": Task(
-        "smax", ("env_args.map_name=2s3z",), 500_000, 12, (1.6, 1.3), "test_win_rate"
+        "smax",
+        ("env_args.map_name=2s3z",),
+        500_000,
+        12,
+        {"qplex": 1.6, "ow_qmix": 1.3},
+        "test_win_rate",
     ),
 }
 
@@ -129,9 +144,7 @@ class Job:
 
 def plan_cost(task: str, algo: str) -> float:
     """The plan's cost of one run of ``algo`` on ``task``, a QMIX run's = 1."""
-    if algo == "qmix":
-        return 1.0
-    return TASKS[task].plan_cost[("qplex", "ow_qmix").index(algo)]
+    return 1.0 if algo == "qmix" else TASKS[task].plan_cost[algo]
 
 
 def jobs(tasks: list[str], algos: list[str]) -> list[Job]:
@@ -192,11 +205,29 @@ def attempt(job: Job, out: Path) -> tuple[str, bool]:
         return f"{job}: FAILED: {lines[0]}{tail}", False
 
 
+def recorded_minutes(task: str, algo: str) -> list[float]:
+    """The training minutes of each recorded run of ``algo`` on ``task``."""
+    return [
+        max(r.get("wall_seconds", 0.0) for r in rows) / 60
+        for job in jobs([task], [algo])
+        if (rows := recorded(job).get(str(job.seed)))
+    ]
+
+
+def minutes_a_run(task: str, algo: str) -> tuple[float, str]:
+    """What a run of ``algo`` on ``task`` costs, and where the figure comes from: the median of
+    its recorded runs; while none is recorded, the plan's factor (:func:`plan_cost`) times
+    QMIX's median on the task, or times the plan's minutes for QMIX while QMIX has none."""
+    if walls := recorded_minutes(task, algo):
+        return float(np.median(walls)), "median of recorded"
+    if algo != "qmix" and (qmix := recorded_minutes(task, "qmix")):
+        return float(np.median(qmix)) * plan_cost(task, algo), "plan x QMIX's median"
+    return TASKS[task].plan_minutes * plan_cost(task, algo), "plan"
+
+
 def status(tasks: list[str], algos: list[str]) -> str:
-    """Runs recorded per task and algorithm, and the core-hours left: each run left costs the
-    median training time of the recorded runs of its task and algorithm; while none is
-    recorded, the plan's factor (:func:`plan_cost`) times QMIX's median on the task, or times
-    the plan's minutes for QMIX while QMIX has none either."""
+    """Runs recorded per task and algorithm, and the core-hours left, each run left priced by
+    :func:`minutes_a_run`."""
     lines = [
         "| task | algorithm | recorded | minutes a run | core-hours left |",
         "|---|---|---:|---:|---:|",
@@ -204,28 +235,14 @@ def status(tasks: list[str], algos: list[str]) -> str:
     done_all = left_all = 0
     hours_left = 0.0
     for task in tasks:
-        medians: dict[str, float] = {}  # the task's recorded minutes a run, by algorithm
         for algo in algos:
-            todo = jobs([task], [algo])
-            walls = [
-                max(r.get("wall_seconds", 0.0) for r in rows) / 60
-                for job in todo
-                if (rows := recorded(job).get(str(job.seed)))
-            ]
-            if walls:
-                minutes, source = (
-                    medians.setdefault(algo, float(np.median(walls))),
-                    "median of recorded",
-                )
-            elif "qmix" in medians:
-                minutes, source = medians["qmix"] * plan_cost(task, algo), "plan x QMIX's median"
-            else:
-                minutes, source = TASKS[task].plan_minutes * plan_cost(task, algo), "plan"
-            left = len(todo) - len(walls)
+            done = len(recorded_minutes(task, algo))
+            minutes, source = minutes_a_run(task, algo)
+            left = len(jobs([task], [algo])) - done
             hours_left += left * minutes / 60
-            done_all, left_all = done_all + len(walls), left_all + left
+            done_all, left_all = done_all + done, left_all + left
             lines.append(
-                f"| {task} | {algo} | {len(walls)} of {len(todo)} | {minutes:.1f} ({source}) "
+                f"| {task} | {algo} | {done} of {done + left} | {minutes:.1f} ({source}) "
                 f"| {left * minutes / 60:.1f} |"
             )
     lines.append(

@@ -146,6 +146,10 @@ def test_status_counts_runs_and_prices_what_is_left(
     assert "| smax_3m | qplex | 0 of 12 | 14.4 (plan) | 2.9 |" in text
     assert "| smax_3m | qmix | 0 of 20 | 9.0 (plan) | 3.0 |" in text
     assert "1 runs recorded" in text and "63 left" in text
+    # QMIX's median counts whether or not QMIX is among the algorithms asked about
+    assert "| lbf_8x8 | qplex | 0 of 12 | 40.0 (plan x QMIX's median) |" in study.status(
+        ["lbf_8x8"], ["qplex"]
+    )
 
 
 def test_a_failed_run_is_a_line_and_the_others_go_on(
