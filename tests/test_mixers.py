@@ -57,3 +57,26 @@ def test_build_mixer_names() -> None:
     assert build_mixer("none", 2, 3) is None
     with pytest.raises(ValueError, match="unknown mixer"):
         build_mixer("qplex", 2, 3)
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_qmix_gains_are_the_gradient_of_q_tot(layers: int) -> None:
+    torch.manual_seed(2)
+    mixer = QMixer(n_agents=3, input_dim=4, embed_dim=8, hypernet_layers=layers)
+    qs = (torch.randn(5, 7, 3) * 4).requires_grad_(True)  # [B, T, N]: units on both sides of 0
+    states = torch.randn(5, 7, 4)  # [B, T, S]
+    (grad,) = torch.autograd.grad(mixer(qs, states).sum(), qs)
+    gains, pre = mixer.gains(qs.detach(), states)
+    assert gains.shape == (5, 7, 3) and pre.shape == (5, 7, 8)
+    assert (pre > 0).any() and (pre < 0).any()
+    torch.testing.assert_close(gains, grad)
+    assert (gains >= 0).all()
+
+
+def test_qmix_gains_vanish_when_every_hidden_unit_is_saturated() -> None:
+    """Very negative agent Qs push ELU's every input far below zero: no gradient reaches them."""
+    torch.manual_seed(3)
+    mixer = QMixer(n_agents=3, input_dim=4, embed_dim=8)
+    gains, pre = mixer.gains(torch.full((2, 4, 3), -200.0), torch.randn(2, 4, 4))
+    assert (pre < -5).all()
+    assert gains.max() < 1e-2

@@ -132,17 +132,48 @@ class QMixer(Mixer):
         )
 
     def _mix(self, agent_qs: torch.Tensor, mixer_input: torch.Tensor) -> torch.Tensor:
+        b, t, _ = agent_qs.shape
+        _, pre, w2, v = self._layers(agent_qs, mixer_input)
+        return ((F.elu(pre) * w2).sum(dim=-1) + v).view(b, t)  # [B, T]
+
+    def _layers(
+        self, agent_qs: torch.Tensor, mixer_input: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``W1 [B*T, N, E]``, the hidden pre-activations ``W1^T q + b1 [B*T, E]``, ``w2
+        [B*T, E]`` and ``V [B*T]`` of ``agent_qs [B, T, N]`` and ``mixer_input [B, T, S']``."""
         # Per step a [1, N] x [N, E] and a [1, E] x [E, 1] product: broadcast multiply-and-sum
         # costs less than torch.bmm over batched tiny matrices on a CPU (update_cost.py).
         b, t, n = agent_qs.shape
         s = mixer_input.reshape(b * t, self.input_dim)  # [B*T, S']
         q = agent_qs.reshape(b * t, n, 1)  # [B*T, N, 1]
         w1 = self.hyper_w1(s).abs().view(-1, n, self.embed_dim)  # [B*T, N, E]
-        b1 = self.hyper_b1(s)  # [B*T, E]
-        hidden = F.elu((q * w1).sum(dim=1) + b1)  # [B*T, E]
+        pre = (q * w1).sum(dim=1) + self.hyper_b1(s)  # [B*T, E]
         w2 = self.hyper_w2(s).abs()  # [B*T, E]
         v = self.hyper_v(s).squeeze(-1)  # [B*T]
-        return ((hidden * w2).sum(dim=-1) + v).view(b, t)  # [B, T]
+        return w1, pre, w2, v
+
+    def gains(
+        self, agent_qs: torch.Tensor, mixer_input: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """How much ``Q_tot`` moves with each agent's Q, and the hidden layer's pre-activations.
+
+        ``dQ_tot / dQ_a = sum_e W1[a, e] w2[e] elu'(h_e)`` with ``elu'(h) = 1`` for ``h > 0``
+        and ``exp(h)`` below: non-negative (the monotonicity), and near zero when every hidden
+        unit sits far below zero, where ELU is flat. Then the TD error reaches no agent: the
+        mixer fits ``Q_tot`` through ``b1`` and ``V`` alone, whatever the actions.
+
+        Args:
+            agent_qs: ``[B, T, N]`` the agents' Qs.
+            mixer_input: ``[B, T, S']``.
+
+        Returns:
+            ``[B, T, N]`` the gains ``dQ_tot / dQ_a`` and ``[B, T, E]`` the pre-activations ``h``.
+        """
+        b, t, n = agent_qs.shape
+        w1, pre, w2, _ = self._layers(agent_qs, mixer_input)
+        slope = torch.where(pre > 0, torch.ones_like(pre), torch.exp(pre.clamp(max=0.0)))
+        gain = (w1 * (w2 * slope).unsqueeze(1)).sum(dim=-1)  # [B*T, N]
+        return gain.view(b, t, n), pre.view(b, t, self.embed_dim)
 
 
 class CentralMixer(Mixer):

@@ -1,0 +1,227 @@
+"""Why QMIX conditioned on MPE's simulator state is unstable (issue 17's MPE finding).
+
+Run (from the repository root)::
+
+    .venv/bin/python benchmarks/mixer_saturation.py run [--task mpe_spread] [--seeds 0,1]
+        [--variants state,obs_concat] [--steps 150000]
+    .venv/bin/python benchmarks/mixer_saturation.py report
+
+``run`` trains the study's QMIX run of each (seed, variant) of ``--task``
+(``benchmarks/mixer_input.py``: the same preset, overrides and seed), for its first
+``--steps`` env steps, and every 50th update measures the mixer on that update's own batch
+before the update (:meth:`qmix.networks.mixers.QMixer.gains`): the gain ``dQ_tot / dQ_a``
+of every agent at every real step (mean and 99th percentile), the mean ELU slope of the hidden
+layer (1 where every unit is in its linear part, near 0 where every one is far below zero and
+flat), the agents' mean Q, and after the update the TD loss, the gradient norm and the
+agents' share of it (the norm of the agent network's gradient over the whole one's). It does
+so by wrapping ``QLearner.train`` for the run's duration: the measurements draw no random
+numbers and touch no weight, so the run is the study's run, and ``run`` checks it: its test
+returns must equal those of the study's record of the same seed and variant, as far as it
+goes (a mismatch is printed and kept in the record). Each run's rows go to
+``benchmarks/recorded/mixer_saturation/<task>_<variant>_seed<k>.json``; its run folder is
+temporary. Not resumable: a stopped run starts again (about 5 minutes for 150k MPE steps).
+
+``report`` reads the records, prints per run the medians of the measurements over the first
+100k env steps and the test returns, and draws ``docs/images/mixer_saturation_<task>.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import numpy as np
+import torch
+
+from mixer_input import TASKS, Job, recorded
+from qmix.config import make_config
+from qmix.data.episode_batch import EpisodeBatch
+from qmix.learners.q import QLearner, chosen_action_values
+from qmix.networks.mixers import QMixer, mixer_inputs
+from qmix.trainer import train
+
+ROOT = Path(__file__).resolve().parents[1]
+RECORDED = ROOT / "benchmarks" / "recorded" / "mixer_saturation"
+IMAGES = ROOT / "docs" / "images"
+EVERY = 50  # measure every EVERY-th update
+EARLY = 100_000  # report's medians: over the first EARLY env steps
+
+
+def mixer_measures(learner: QLearner, batch: EpisodeBatch) -> dict[str, float]:
+    """The mixer's gains and ELU slopes on ``batch``'s real steps, and the agents' mean Q."""
+    if not isinstance(learner.mixer, QMixer):
+        raise SystemExit(f"{type(learner.mixer).__name__} is not QMIX's mixer: nothing to measure")
+    with torch.no_grad():
+        inputs = learner.controller.sequence_inputs(batch.obs, batch.actions)  # [B, T+1, N, I]
+        h0 = learner.agent.initial_hidden(batch.batch_size, inputs.device)  # [B, N, H]
+        q, _ = learner.agent(inputs, h0, batch.slot_mask())  # [B, T+1, N, A]
+        chosen = chosen_action_values(q[:, :-1], batch.actions)  # [B, T, N]
+        mix_in = mixer_inputs(learner.mixer_input, batch.obs, batch.state)[:, :-1]  # [B, T, S']
+        gains, pre = learner.mixer.gains(chosen, mix_in)  # [B, T, N], [B, T, E]
+        real = batch.filled  # [B, T]
+        gains, pre, chosen = gains[real], pre[real], chosen[real]  # [M, N], [M, E], [M, N]
+        slope = torch.where(pre > 0, torch.ones_like(pre), torch.exp(pre.clamp(max=0.0)))
+        return {
+            "gain_mean": float(gains.mean()),
+            "gain_p99": float(gains.quantile(0.99)),
+            "elu_slope": float(slope.mean()),
+            "agent_q_mean": float(chosen.mean()),
+        }
+
+
+def grad_norm(params: Iterator[torch.nn.Parameter]) -> float:
+    """The norm of the gradients that ``params`` hold."""
+    grads = [p.grad for p in params if p.grad is not None]
+    return float(torch.sqrt(sum((g.pow(2).sum() for g in grads), torch.tensor(0.0))))
+
+
+@contextmanager
+def measured(rows: list[dict[str, Any]]) -> Iterator[None]:
+    """Within: every ``EVERY``-th ``QLearner.train`` appends its measurements to ``rows``."""
+    plain = QLearner.train
+
+    def train_measured(learner: QLearner, batch: EpisodeBatch) -> dict[str, float]:
+        count = getattr(learner, "_measured_updates", 0) + 1
+        learner._measured_updates = count  # type: ignore[attr-defined]
+        if count % EVERY:
+            return plain(learner, batch)
+        row: dict[str, Any] = {"update": count, **mixer_measures(learner, batch)}
+        stats = plain(learner, batch)
+        agents = grad_norm(learner.agent.parameters())  # clipped together: the ratio holds
+        row.update(
+            loss=stats["loss"],
+            grad_norm=stats["grad_norm"],
+            agent_grad_share=agents / max(grad_norm(iter(learner.params)), 1e-12),
+        )
+        rows.append(row)
+        return stats
+
+    with mock.patch.object(QLearner, "train", train_measured):
+        yield
+
+
+def record_path(task: str, variant: str, seed: int) -> Path:
+    return RECORDED / f"{task}_{variant}_seed{seed}.json"
+
+
+def run_one(task: str, variant: str, seed: int, steps: int, out: Path) -> dict[str, Any]:
+    """Train the study's run of (task, QMIX, variant, seed) for ``steps``, measured."""
+    job = Job(task, "qmix", variant, seed)
+    overrides = [o for o in job.overrides() if not o.startswith("total_env_steps=")]
+    more = [f"seed={seed}", f"total_env_steps={steps}"]
+    cfg = make_config("qmix", TASKS[task].preset, [*overrides, *more])
+    rows: list[dict[str, Any]] = []
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out) as tmp, measured(rows):
+        run = train(cfg, Path(tmp) / "run", progress=False)
+    logged = [(r["updates"], r["env_steps"]) for r in run.metrics if "updates" in r]
+    updates, env_steps = (np.array(x, dtype=float) for x in zip(*[(0, 0), *logged], strict=True))
+    for row in rows:  # the env steps of each measured update, between the logged points
+        row["env_steps"] = int(np.interp(row["update"], updates, env_steps))
+    tests = [[r["env_steps"], r["test_return"]] for r in run.metrics if "test_return" in r]
+    study = {r["env_steps"]: r["test_return"] for r in recorded(job).get(str(seed), [])}
+    mismatched = [s for s, ret in tests if s in study and study[s] != ret]
+    return {
+        "task": task,
+        "algo": "qmix",
+        "variant": variant,
+        "seed": seed,
+        "steps": steps,
+        "every": EVERY,
+        "tests": tests,
+        "rows": rows,
+        "study_steps_compared": sum(s in study for s, _ in tests),
+        "study_mismatched_steps": mismatched,
+    }
+
+
+def report(task: str) -> None:
+    """Print each record's early medians and draw the figure."""
+    from matplotlib.figure import Figure
+
+    records = [json.loads(p.read_text()) for p in sorted(RECORDED.glob(f"{task}_*.json"))]
+    if not records:
+        raise SystemExit(f"no records under {RECORDED} for {task}: run `run` first")
+    keys = ("loss", "grad_norm", "agent_grad_share", "gain_mean", "elu_slope", "agent_q_mean")
+    print(f"medians over the first {EARLY:,} env steps, by run; then its test returns")
+    for rec in records:
+        early = [r for r in rec["rows"] if r["env_steps"] <= EARLY]
+        meds = ", ".join(f"{k} {np.median([r[k] for r in early]):.3g}" for k in keys)
+        check = (
+            f"equal to the study's record at {rec['study_steps_compared']} test points"
+            if not rec["study_mismatched_steps"]
+            else f"DIFFERS from the study's record at {rec['study_mismatched_steps']}"
+        )
+        print(f"{rec['variant']:>10} seed {rec['seed']}: {meds}")
+        print(f"{'':>18}tests {[round(r, 1) for _, r in rec['tests']]} ({check})")
+    fig = Figure(figsize=(11, 7.5))
+    panels = [
+        ("test_return", "greedy test return"),
+        ("gain_mean", "mean gain dQ_tot/dQ_a (log)"),
+        ("elu_slope", "mean ELU slope of the hidden layer"),
+        ("agent_grad_share", "agents' share of the gradient norm"),
+    ]
+    axes = fig.subplots(2, 2, sharex=True).ravel()
+    colours = {"state": "C0", "obs_concat": "C1", "state_obs": "C2", "constant": "C3"}
+    styles = ["-", "--", ":", "-."]
+    for ax, (key, title) in zip(axes, panels, strict=True):
+        for rec in records:
+            if key == "test_return":
+                x, y = zip(*rec["tests"], strict=True)
+            else:
+                x, y = zip(*[(r["env_steps"], r[key]) for r in rec["rows"]], strict=True)
+            ax.plot(
+                x,
+                y,
+                styles[rec["seed"] % 4],
+                color=colours.get(rec["variant"], "k"),
+                lw=1.2,
+                label=f"{rec['variant']} seed {rec['seed']}",
+            )
+        ax.set_title(title, fontsize=10)
+        if key == "gain_mean":
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    for ax in axes[2:]:
+        ax.set_xlabel("env steps")
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"QMIX on {task}: the mixer's hidden layer by mixer input", fontsize=11)
+    fig.tight_layout()
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    path = IMAGES / f"mixer_saturation_{task}.png"
+    fig.savefig(path, dpi=100)
+    print(f"wrote {path.relative_to(ROOT)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("command", choices=["run", "report"])
+    parser.add_argument("--task", default="mpe_spread", choices=list(TASKS))
+    parser.add_argument("--seeds", default="0,1")
+    parser.add_argument("--variants", default="state,obs_concat")
+    parser.add_argument("--steps", type=int, default=150_000)
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "mixer_saturation")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    if args.command == "run":
+        RECORDED.mkdir(parents=True, exist_ok=True)
+        for seed in (int(s) for s in args.seeds.split(",")):
+            for variant in args.variants.split(","):
+                rec = run_one(args.task, variant, seed, args.steps, args.out)
+                path = record_path(args.task, variant, seed)
+                path.write_text(json.dumps(rec, indent=0) + "\n")
+                print(
+                    f"{variant} seed {seed}: {len(rec['rows'])} measured updates -> {path}",
+                    flush=True,
+                )
+    report(args.task)
+
+
+if __name__ == "__main__":
+    main()
