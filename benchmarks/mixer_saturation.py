@@ -22,7 +22,8 @@ goes (a mismatch is printed and kept in the record). Each run's rows go to
 temporary. Not resumable: a stopped run starts again (about 5 minutes for 150k MPE steps).
 
 ``report`` reads the records, prints per run the medians of the measurements over the first
-100k env steps and the test returns, and draws ``docs/images/mixer_saturation_<task>.png``.
+100k env steps, when the hidden layer was shut (mean ELU slope below 0.05), and the test
+returns, and draws ``docs/images/mixer_saturation_<task>.png``.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ RECORDED = ROOT / "benchmarks" / "recorded" / "mixer_saturation"
 IMAGES = ROOT / "docs" / "images"
 EVERY = 50  # measure every EVERY-th update
 EARLY = 100_000  # report's medians: over the first EARLY env steps
+SHUT = 0.05  # a hidden layer whose mean ELU slope is below this passes almost no gradient
 
 
 def mixer_measures(learner: QLearner, batch: EpisodeBatch) -> dict[str, float]:
@@ -159,6 +161,12 @@ def report(task: str) -> None:
             else f"DIFFERS from the study's record at {rec['study_mismatched_steps']}"
         )
         print(f"{rec['variant']:>10} seed {rec['seed']}: {meds}")
+        shut = [r["env_steps"] for r in rec["rows"] if r["elu_slope"] < SHUT]
+        if shut:
+            print(
+                f"{'':>18}ELU slope below {SHUT} at {len(shut)} of {len(rec['rows'])} measured"
+                f" updates, from {shut[0]:,} to {shut[-1]:,} env steps"
+            )
         print(f"{'':>18}tests {[round(r, 1) for _, r in rec['tests']]} ({check})")
     fig = Figure(figsize=(11, 7.5))
     panels = [
