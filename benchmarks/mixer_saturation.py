@@ -3,7 +3,7 @@
 Run (from the repository root)::
 
     .venv/bin/python benchmarks/mixer_saturation.py run [--task mpe_spread] [--seeds 0,1]
-        [--variants state,obs_concat] [--steps 150000]
+        [--variants state,obs_concat] [--steps 150000] [--set KEY=VALUE ...]
     .venv/bin/python benchmarks/mixer_saturation.py report
 
 ``run`` trains the study's QMIX run of each (seed, variant) of ``--task``
@@ -20,10 +20,13 @@ returns must equal those of the study's record of the same seed and variant, as 
 goes (a mismatch is printed and kept in the record). Each run's rows go to
 ``benchmarks/recorded/mixer_saturation/<task>_<variant>_seed<k>.json``; its run folder is
 temporary. Not resumable: a stopped run starts again (about 5 minutes for 150k MPE steps).
+``--set KEY=VALUE`` (repeatable) changes a setting to try a remedy: a run the study did not
+make, recorded under a name that carries the change and drawn in a figure of its own beside
+the study's run of the same variant and seed.
 
 ``report`` reads the records, prints per run the medians of the measurements over the first
 100k env steps, when the hidden layer was shut (mean ELU slope below 0.05), and the test
-returns, and draws ``docs/images/mixer_saturation_<task>.png``.
+returns, and draws ``docs/images/mixer_saturation_<task>.png`` (and ``..._changed.png``).
 """
 
 from __future__ import annotations
@@ -108,15 +111,19 @@ def measured(rows: list[dict[str, Any]]) -> Iterator[None]:
         yield
 
 
-def record_path(task: str, variant: str, seed: int) -> Path:
-    return RECORDED / f"{task}_{variant}_seed{seed}.json"
+def record_path(task: str, variant: str, seed: int, changes: list[str]) -> Path:
+    suffix = "".join(f"_{c.replace('=', '-')}" for c in changes)
+    return RECORDED / f"{task}_{variant}_seed{seed}{suffix}.json"
 
 
-def run_one(task: str, variant: str, seed: int, steps: int, out: Path) -> dict[str, Any]:
-    """Train the study's run of (task, QMIX, variant, seed) for ``steps``, measured."""
+def run_one(
+    task: str, variant: str, seed: int, steps: int, out: Path, changes: list[str]
+) -> dict[str, Any]:
+    """Train the study's run of (task, QMIX, variant, seed) for ``steps``, measured; with
+    ``changes`` (``key=value`` overrides) a run the study did not make, to try a remedy."""
     job = Job(task, "qmix", variant, seed)
     overrides = [o for o in job.overrides() if not o.startswith("total_env_steps=")]
-    more = [f"seed={seed}", f"total_env_steps={steps}"]
+    more = [f"seed={seed}", f"total_env_steps={steps}", *changes]
     cfg = make_config("qmix", TASKS[task].preset, [*overrides, *more])
     rows: list[dict[str, Any]] = []
     out.mkdir(parents=True, exist_ok=True)
@@ -127,13 +134,18 @@ def run_one(task: str, variant: str, seed: int, steps: int, out: Path) -> dict[s
     for row in rows:  # the env steps of each measured update, between the logged points
         row["env_steps"] = int(np.interp(row["update"], updates, env_steps))
     tests = [[r["env_steps"], r["test_return"]] for r in run.metrics if "test_return" in r]
-    study = {r["env_steps"]: r["test_return"] for r in recorded(job).get(str(seed), [])}
+    study = (
+        {}
+        if changes
+        else {r["env_steps"]: r["test_return"] for r in recorded(job).get(str(seed), [])}
+    )
     mismatched = [s for s, ret in tests if s in study and study[s] != ret]
     return {
         "task": task,
         "algo": "qmix",
         "variant": variant,
         "seed": seed,
+        "changes": changes,
         "steps": steps,
         "every": EVERY,
         "tests": tests,
@@ -143,10 +155,14 @@ def run_one(task: str, variant: str, seed: int, steps: int, out: Path) -> dict[s
     }
 
 
-def report(task: str) -> None:
-    """Print each record's early medians and draw the figure."""
-    from matplotlib.figure import Figure
+def label(rec: dict[str, Any]) -> str:
+    """``variant seed k`` and the run's changes, if any."""
+    return " ".join([rec["variant"], f"seed {rec['seed']}", *rec.get("changes", [])])
 
+
+def report(task: str) -> None:
+    """Print each record's early medians; draw the study's runs, and apart the changed runs
+    beside the study's runs of the same variant and seed."""
     records = [json.loads(p.read_text()) for p in sorted(RECORDED.glob(f"{task}_*.json"))]
     if not records:
         raise SystemExit(f"no records under {RECORDED} for {task}: run `run` first")
@@ -155,19 +171,35 @@ def report(task: str) -> None:
     for rec in records:
         early = [r for r in rec["rows"] if r["env_steps"] <= EARLY]
         meds = ", ".join(f"{k} {np.median([r[k] for r in early]):.3g}" for k in keys)
-        check = (
-            f"equal to the study's record at {rec['study_steps_compared']} test points"
-            if not rec["study_mismatched_steps"]
-            else f"DIFFERS from the study's record at {rec['study_mismatched_steps']}"
-        )
-        print(f"{rec['variant']:>10} seed {rec['seed']}: {meds}")
+        if rec.get("changes"):
+            check = "changed: not a run of the study"
+        elif rec["study_mismatched_steps"]:
+            check = f"DIFFERS from the study's record at {rec['study_mismatched_steps']}"
+        else:
+            check = f"equal to the study's record at {rec['study_steps_compared']} test points"
+        print(f"{label(rec)}: {meds}")
         shut = [r["env_steps"] for r in rec["rows"] if r["elu_slope"] < SHUT]
         if shut:
             print(
-                f"{'':>18}ELU slope below {SHUT} at {len(shut)} of {len(rec['rows'])} measured"
+                f"    ELU slope below {SHUT} at {len(shut)} of {len(rec['rows'])} measured"
                 f" updates, from {shut[0]:,} to {shut[-1]:,} env steps"
             )
-        print(f"{'':>18}tests {[round(r, 1) for _, r in rec['tests']]} ({check})")
+        print(f"    tests {[round(r, 1) for _, r in rec['tests']]} ({check})")
+    study = [r for r in records if not r.get("changes")]
+    changed = [r for r in records if r.get("changes")]
+    title = f"QMIX on {task}: the mixer's hidden layer"
+    if study:
+        draw(study, IMAGES / f"mixer_saturation_{task}.png", f"{title} by mixer input")
+    if changed:
+        pairs = {(r["variant"], r["seed"]) for r in changed}
+        beside = [r for r in study if (r["variant"], r["seed"]) in pairs]
+        draw([*beside, *changed], IMAGES / f"mixer_saturation_{task}_changed.png", title)
+
+
+def draw(records: list[dict[str, Any]], path: Path, title: str) -> None:
+    """Four panels against env steps, a line per record."""
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(11, 7.5))
     panels = [
         ("test_return", "greedy test return"),
@@ -177,32 +209,30 @@ def report(task: str) -> None:
     ]
     axes = fig.subplots(2, 2, sharex=True).ravel()
     colours = {"state": "C0", "obs_concat": "C1", "state_obs": "C2", "constant": "C3"}
+    others = iter(["C4", "C5", "C6", "C7", "C8", "C9"])
+    colour = {
+        label(r): colours[r["variant"]] if not r.get("changes") else next(others, "k")
+        for r in records
+    }
     styles = ["-", "--", ":", "-."]
-    for ax, (key, title) in zip(axes, panels, strict=True):
+    for ax, (key, name) in zip(axes, panels, strict=True):
         for rec in records:
             if key == "test_return":
                 x, y = zip(*rec["tests"], strict=True)
             else:
                 x, y = zip(*[(r["env_steps"], r[key]) for r in rec["rows"]], strict=True)
-            ax.plot(
-                x,
-                y,
-                styles[rec["seed"] % 4],
-                color=colours.get(rec["variant"], "k"),
-                lw=1.2,
-                label=f"{rec['variant']} seed {rec['seed']}",
-            )
-        ax.set_title(title, fontsize=10)
+            style = styles[rec["seed"] % 4]
+            ax.plot(x, y, style, color=colour[label(rec)], lw=1.2, label=label(rec))
+        ax.set_title(name, fontsize=10)
         if key == "gain_mean":
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
     for ax in axes[2:]:
         ax.set_xlabel("env steps")
     axes[0].legend(fontsize=8)
-    fig.suptitle(f"QMIX on {task}: the mixer's hidden layer by mixer input", fontsize=11)
+    fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    IMAGES.mkdir(parents=True, exist_ok=True)
-    path = IMAGES / f"mixer_saturation_{task}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     print(f"wrote {path.relative_to(ROOT)}")
 
@@ -214,6 +244,14 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--variants", default="state,obs_concat")
     parser.add_argument("--steps", type=int, default=150_000)
+    parser.add_argument(
+        "--set",
+        dest="changes",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a setting changed from the study's (repeatable): a remedy to try, not a study run",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "mixer_saturation")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -221,8 +259,8 @@ def main() -> None:
         RECORDED.mkdir(parents=True, exist_ok=True)
         for seed in (int(s) for s in args.seeds.split(",")):
             for variant in args.variants.split(","):
-                rec = run_one(args.task, variant, seed, args.steps, args.out)
-                path = record_path(args.task, variant, seed)
+                rec = run_one(args.task, variant, seed, args.steps, args.out, args.changes)
+                path = record_path(args.task, variant, seed, args.changes)
                 path.write_text(json.dumps(rec, indent=0) + "\n")
                 print(
                     f"{variant} seed {seed}: {len(rec['rows'])} measured updates -> {path}",

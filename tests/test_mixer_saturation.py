@@ -44,12 +44,24 @@ def test_a_measured_run_is_the_plain_run(saturation: ModuleType, tmp_path: Path)
 def test_report_reads_the_records_and_draws(
     saturation: ModuleType, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: Any
 ) -> None:
+    """The study's records in one figure; a changed run (a remedy tried) in another, beside
+    the study's run of its variant and seed."""
+    records = tmp_path / "records"
+    records.mkdir()
+    for path in saturation.RECORDED.glob("mpe_spread_*_seed0.json"):
+        (records / path.name).write_text(path.read_text())
+    changed = json.loads((records / "mpe_spread_state_seed0.json").read_text())
+    changed["changes"] = ["hypernet_layers=2"]
+    (records / "mpe_spread_state_seed0_hypernet_layers-2.json").write_text(json.dumps(changed))
+    monkeypatch.setattr(saturation, "RECORDED", records)
     monkeypatch.setattr(saturation, "IMAGES", tmp_path)
     monkeypatch.setattr(saturation, "ROOT", tmp_path)
     saturation.report("mpe_spread")
     out = capsys.readouterr().out
     assert (tmp_path / "mixer_saturation_mpe_spread.png").stat().st_size > 10_000
-    assert "state seed 0" in out and "DIFFERS" not in out
+    assert (tmp_path / "mixer_saturation_mpe_spread_changed.png").stat().st_size > 10_000
+    assert "state seed 0:" in out and "DIFFERS" not in out
+    assert "state seed 0 hypernet_layers=2:" in out and "not a run of the study" in out
     assert "ELU slope below 0.05" in out
     with pytest.raises(SystemExit, match="no records"):
         saturation.report("lbf_8x8")
