@@ -47,7 +47,7 @@ from mixer_input import TASKS, Job, recorded
 from qmix.config import make_config
 from qmix.data.episode_batch import EpisodeBatch
 from qmix.learners.q import QLearner, chosen_action_values
-from qmix.networks.mixers import QMixer, mixer_inputs
+from qmix.networks.mixers import QMixer, elu_slope, mixer_inputs
 from qmix.trainer import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,7 +71,7 @@ def mixer_measures(learner: QLearner, batch: EpisodeBatch) -> dict[str, float]:
         gains, pre = learner.mixer.gains(chosen, mix_in)  # [B, T, N], [B, T, E]
         real = batch.filled  # [B, T]
         gains, pre, chosen = gains[real], pre[real], chosen[real]  # [M, N], [M, E], [M, N]
-        slope = torch.where(pre > 0, torch.ones_like(pre), torch.exp(pre.clamp(max=0.0)))
+        slope = elu_slope(pre)  # [M, E]
         return {
             "gain_mean": float(gains.mean()),
             "gain_p99": float(gains.quantile(0.99)),

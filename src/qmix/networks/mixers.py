@@ -94,6 +94,11 @@ def _hypernet(input_dim: int, output_dim: int, layers: int, hidden_dim: int) -> 
     )
 
 
+def elu_slope(pre: torch.Tensor) -> torch.Tensor:
+    """ELU's derivative at ``pre`` (any shape): 1 above zero, ``exp(pre)`` below."""
+    return torch.where(pre > 0, torch.ones_like(pre), torch.exp(pre.clamp(max=0.0)))
+
+
 class QMixer(Mixer):
     """QMIX's monotonic mixer (Rashid et al. 2018, section 4.1).
 
@@ -171,8 +176,7 @@ class QMixer(Mixer):
         """
         b, t, n = agent_qs.shape
         w1, pre, w2, _ = self._layers(agent_qs, mixer_input)
-        slope = torch.where(pre > 0, torch.ones_like(pre), torch.exp(pre.clamp(max=0.0)))
-        gain = (w1 * (w2 * slope).unsqueeze(1)).sum(dim=-1)  # [B*T, N]
+        gain = (w1 * (w2 * elu_slope(pre)).unsqueeze(1)).sum(dim=-1)  # [B*T, N]
         return gain.view(b, t, n), pre.view(b, t, self.embed_dim)
 
 
