@@ -14,7 +14,8 @@ Run (from the repository root)::
 ``benchmarks/recorded/mixer_input/<task>/<algo>_<variant>.json`` (``{seed: rows}``), so the
 study survives the loss of its run folders and regenerates from one command: ``run`` ends
 with ``report``, which reads only the records and rewrites the figures under ``docs/images/``
-and the tables of ``docs/mixer_input.md`` (between its report markers). Statistics by rliable
+and the tables of ``docs/mixer_input.md`` (between its report markers), always for the whole
+study: ``--tasks`` and ``--algos`` choose what ``run`` trains, never what the page shows. Statistics by rliable
 (:mod:`qmix.stats`): per run, the *final* score (mean of the test evaluations in the last 10%
 of the budget) and the *AUC* (the area under the test curve over the budget, divided by its
 length: the mean score during training); per (task, algorithm, variant), the IQM over seeds
@@ -516,14 +517,19 @@ def report(tasks: list[str], algos: list[str]) -> str:
     return text
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("command", choices=["run", "status", "report"])
-    parser.add_argument("--tasks", default=",".join(TASKS), help=f"from {', '.join(TASKS)}")
-    parser.add_argument("--algos", default=",".join(SEEDS), help=f"from {', '.join(SEEDS)}")
+    chosen = "what `run` trains and `status` prices; the page always reports the whole study"
+    parser.add_argument(
+        "--tasks", default=",".join(TASKS), help=f"from {', '.join(TASKS)}: {chosen}"
+    )
+    parser.add_argument(
+        "--algos", default=",".join(SEEDS), help=f"from {', '.join(SEEDS)}: {chosen}"
+    )
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "mixer_input")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     tasks, algos = args.tasks.split(","), args.algos.split(",")
     unknown = [t for t in tasks if t not in TASKS] + [a for a in algos if a not in SEEDS]
     if unknown:
@@ -532,15 +538,18 @@ def main() -> None:
     if args.command == "status":
         print(status(tasks, algos))
         return
+    # The page is the whole study's, whatever part of it this command runs: a report of a part
+    # would drop every other task's tables from the page.
+    whole = (list(TASKS), list(SEEDS))
     if args.command == "report":
-        print(report(tasks, algos))
+        print(report(*whole))
         return
     failed = []
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         for line, ok in pool.map(lambda job: attempt(job, args.out.resolve()), todo):
             print(line, flush=True)
             failed += [] if ok else [line]
-    print(report(tasks, algos))
+    print(report(*whole))
     if failed:
         raise SystemExit(f"{len(failed)} runs failed (rerun to retry them):\n" + "\n".join(failed))
 

@@ -99,6 +99,27 @@ def test_report_writes_tables_figures_and_keeps_the_page_around_its_markers(
     assert study.DOC.read_text() == "# a page without its markers\n"  # nothing destroyed
 
 
+def test_the_page_reports_the_whole_study_whatever_part_was_chosen(
+    study: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: ``run --tasks smax_3m --algos ow_qmix`` ended with a report of that part
+    alone, which would have dropped every other task's tables from the page."""
+    monkeypatch.setattr(study, "RECORDED", tmp_path / "recorded")
+    monkeypatch.setattr(study, "IMAGES", tmp_path / "images")
+    monkeypatch.setattr(study, "DOC", tmp_path / "page.md")
+    study.DOC.write_text(f"{study.BEGIN}\n{study.END}\n")
+    rows = [{"env_steps": 10 * i, "test_return": i / 10} for i in range(11)]
+    for task in ("lbf_8x8", "mpe_spread"):
+        study.write_record(study.Job(task, "qmix", "state", 0), rows)
+    study.main(["report", "--tasks", "lbf_8x8", "--algos", "qmix"])
+    text = study.DOC.read_text()
+    total = len(study.jobs(list(study.TASKS), list(study.SEEDS)))
+    assert f"from 2 of the study's {total} runs" in text
+    for task in study.TASKS:
+        assert f"### {task}\n" in text
+    assert "### mpe_spread\n\n| algorithm" in text  # a task outside --tasks keeps its table
+
+
 @pytest.mark.parametrize("task", ["lbf_8x8", "mpe_spread", "smax_3m", "lbf_2s_8x8", "smax_2s3z"])
 def test_every_variant_trains_on_every_task_of_the_study(study: ModuleType, task: str) -> None:
     """The study's own config of each variant, its learner trained on two real episodes of the
