@@ -80,3 +80,34 @@ def test_what_the_mixer_does_not_see_cannot_change_the_loss(algo: str) -> None:
         loss_noised, _ = learner.loss(noised)
         sees_state = kind in ("state", "state_obs")
         assert bool(torch.isclose(loss, loss_noised)) != sees_state, kind
+
+
+@pytest.mark.parametrize("algo", ["qmix", "ow_qmix", "vdn", "qplex"])
+def test_a_qmix_mixer_reports_its_gain(algo: str) -> None:
+    """``diagnostics``: ``mixer_gain``, the mean ``dQ_tot/dQ_a`` over the batch's real
+    transitions (QMIX's mixer only), near 0 once the hidden layer is shut (the MPE finding)."""
+    from qmix.learners.maths import masked_mean
+    from qmix.learners.q import chosen_action_values
+    from qmix.networks.mixers import QMixer
+
+    torch.manual_seed(0)
+    cfg = make_config(algo, "two_step", {"agent": "rnn"})
+    learner = build_learner(cfg, CountdownEnv().env_info())
+    assert isinstance(learner, QLearner)
+    batch = _batch(learner)
+    if not isinstance(learner.mixer, QMixer):
+        assert learner.diagnostics(batch) == {}
+        return
+    with torch.no_grad():
+        inputs = learner.controller.sequence_inputs(batch.obs, batch.actions)
+        h0 = learner.agent.initial_hidden(batch.batch_size)
+        q, _ = learner.agent(inputs, h0, batch.slot_mask())
+        mix_in = mixer_inputs(cfg.mixer_input, batch.obs, batch.state)[:, :-1]
+        gain, _ = learner.mixer.gains(chosen_action_values(q[:, :-1], batch.actions), mix_in)
+    expected = masked_mean(gain, batch.transition_mask())
+    assert learner.diagnostics(batch) == {"mixer_gain": pytest.approx(expected)}
+    assert expected > 0.01
+    with torch.no_grad():  # every hidden unit far below zero: ELU flat, no gain
+        learner.mixer.hyper_b1.weight.zero_()
+        learner.mixer.hyper_b1.bias.fill_(-100.0)
+    assert learner.diagnostics(batch)["mixer_gain"] < 1e-6

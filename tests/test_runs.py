@@ -210,6 +210,10 @@ def test_run_directory_holds_metadata_and_readable_tensorboard_events(tmp_path: 
     assert [e.step for e in scalars] == [row["env_steps"] for row in tests]
     assert [e.value for e in scalars] == pytest.approx([row["test_return"] for row in tests])
     assert "train/loss" in events.Tags()["scalars"]
+    # QMIX's mixer_gain in the training rows written after the first update, and in TensorBoard
+    learned = [row for row in run.metrics if row.get("loss") is not None]
+    assert learned and all(row["mixer_gain"] > 0 for row in learned)
+    assert "train/mixer_gain" in events.Tags()["scalars"]
 
 
 def test_corrupted_checkpoint_is_a_clear_error_and_is_not_overwritten(tmp_path: Path) -> None:

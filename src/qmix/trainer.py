@@ -519,6 +519,7 @@ class _Training:
         self.learner, self.runner, self.buffer = learner, runner, buffer
         self.state, self.rng = state, rng
         self.fresh: EpisodeBatch | None = None  # on-policy: the episodes just played
+        self.last_batch: EpisodeBatch | None = None  # this loop step's last update's batch
         # updates per env step (a constant, or a linear ramp up to it; or the cap on
         # updates_per_collect); unused when 0
         ramp = cfg.updates_per_env_step_anneal_env_steps
@@ -587,6 +588,7 @@ class _Training:
         what ``updates_per_env_step_max`` allows for them. On-policy: one update on the episodes
         just played, which are then dropped (never reused)."""
         cfg, state = self.cfg, self.state
+        self.last_batch = None
         if cfg.lr_anneal_env_steps > 0:
             self.learner.scale_learning_rates(self.lr_scale.value(state.env_steps))
         if self.buffer is None:
@@ -608,6 +610,14 @@ class _Training:
             self._update(self.buffer.sample(cfg.batch_size_episodes, self.rng).to(cfg.device))
         self.learn_seconds += time.perf_counter() - start
 
+    def diagnose(self) -> None:
+        """The learner's figures too costly for every update (QMIX's ``mixer_gain``), of the
+        networks on the batch of this loop step's last update, join that update's figures
+        (which the checkpoint keeps, so a resumed run writes the same rows)."""
+        if self.last_batch is not None:
+            learned = self.learner.diagnostics(self.last_batch)
+            self.state.last_learn = {**self.state.last_learn, **learned}
+
     def _update(self, batch: EpisodeBatch) -> None:
         state = self.state
         try:
@@ -617,6 +627,7 @@ class _Training:
         state.updates += 1
         state.last_loss = learned["loss"]
         state.last_learn = learned
+        self.last_batch = batch
 
     def _diverged(self, err: DivergenceError) -> DivergenceError:
         state = self.state
@@ -799,9 +810,12 @@ def _loop(cfg: Config, stop: _StopSignals, training: _Training) -> Run:
             if any(training.milestones()) or stopping:  # tests and checkpoints need idle envs
                 training.store(runner.drain(epsilon, rng))
         finished, test_due, save_due = training.milestones()  # the drain may cross the budget
+        log_due = state.env_steps - state.last_log >= cfg.log_interval_env_steps or finished
 
         # ---- learn (replay samples, or the episodes just played); targets as scheduled -----
         training.learn()
+        if log_due:  # the learner's costlier figures, for the row written below
+            training.diagnose()
         training.update_targets()
 
         # ---- evaluate greedily ------------------------------------------------------------
@@ -809,7 +823,7 @@ def _loop(cfg: Config, stop: _StopSignals, training: _Training) -> Run:
             training.test()
 
         # ---- log ---------------------------------------------------------------------------
-        if state.env_steps - state.last_log >= cfg.log_interval_env_steps or finished:
+        if log_due:
             training.log(epsilon)
 
         # ---- checkpoint: periodic, final, and on SIGINT / SIGTERM, atomically -------------

@@ -48,6 +48,11 @@ class Learner(Protocol):
         """
         ...
 
+    def diagnostics(self, batch: EpisodeBatch) -> dict[str, float]:
+        """Figures about the networks on ``batch`` too costly to compute at every update,
+        written with each training row (on the latest update's batch); ``{}`` if none."""
+        ...
+
     def scale_learning_rates(self, scale: float) -> None:
         """Set every optimiser's learning rate to ``scale`` times its configured one (the
         loop's ``lr_anneal_env_steps`` schedule)."""

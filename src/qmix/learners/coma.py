@@ -137,6 +137,10 @@ class COMALearner:
         self.critic_updates = 0
         self.last_target_update = 0  # critic update of the last copy into the target
 
+    def diagnostics(self, batch: EpisodeBatch) -> dict[str, float]:
+        """None beyond :meth:`train`'s (COMA has no mixer)."""
+        return {}
+
     def scale_learning_rates(self, scale: float) -> None:
         """The actors' and the critic's learning rates: ``scale`` times ``lr``, ``critic_lr``."""
         for optimiser, lr in zip(

@@ -21,7 +21,7 @@ from qmix.learners.maths import (
     masked_td_loss,
     td_lambda_targets,
 )
-from qmix.networks.mixers import Mixer, MixerInput, mixer_inputs
+from qmix.networks.mixers import Mixer, MixerInput, QMixer, mixer_inputs
 from qmix.networks.steps import on_valid_steps
 from qmix.policy.controller import AgentController
 from qmix.policy.exploration import LinearSchedule
@@ -239,6 +239,23 @@ class QLearner:
         if self.target_update == "soft":
             self.soft_update_targets(self.target_tau)
         return stats
+
+    @torch.no_grad()
+    def diagnostics(self, batch: EpisodeBatch) -> dict[str, float]:
+        """``mixer_gain`` for a QMIX mixer (QMIX, OW- and CW-QMIX): the mean ``dQ_tot / dQ_a``
+        of the current networks over ``batch``'s real transitions and its agents
+        (:meth:`~qmix.networks.mixers.QMixer.gains`). Near 0, the mixer's hidden layer is shut
+        and the TD error no longer reaches the agents (docs/mixer_input.md, MPE). ``{}`` for
+        other mixers."""
+        if not isinstance(self.mixer, QMixer):
+            return {}
+        inputs = self.controller.sequence_inputs(batch.obs, batch.actions)  # [B, T+1, N, I]
+        h0 = self.agent.initial_hidden(batch.batch_size, inputs.device)  # [B, N, H]
+        q, _ = self.agent(inputs, h0, batch.slot_mask())  # [B, T+1, N, A]
+        chosen = chosen_action_values(q[:, :-1], batch.actions)  # [B, T, N]
+        mix_in = mixer_inputs(self.mixer_input, batch.obs, batch.state)[:, :-1]  # [B, T, S']
+        gain, _ = self.mixer.gains(chosen, mix_in)  # [B, T, N]
+        return {"mixer_gain": masked_mean(gain, batch.transition_mask())}
 
     def update_targets(self, episodes: int, last_update: int) -> bool:
         """Hard copies every ``target_update_interval_episodes`` episodes: copy now if due,
