@@ -15,14 +15,14 @@ Run (from the repository root)::
 study survives the loss of its run folders and regenerates from one command: ``run`` ends
 with ``report``, which reads only the records and rewrites the figures under ``docs/images/``
 and the tables of ``docs/mixer_input.md`` (between its report markers), always for the whole
-study: ``--tasks`` and ``--algos`` choose what ``run`` trains, never what the page shows. Statistics by rliable
-(:mod:`qmix.stats`): per run, the *final* score (mean of the test evaluations in the last 10%
-of the budget) and the *AUC* (the area under the test curve over the budget, divided by its
-length: the mean score during training); per (task, algorithm, variant), the IQM over seeds
-with a 95% stratified-bootstrap interval; and the probability that a run of a variant beats a
-run of ``state`` on the final score. The order puts
-QMIX on every task first (the notes' question is QMIX's), then QPLEX and OW-QMIX; within one,
-seed by seed across the four variants, so a study stopped early stays balanced.
+study: ``--tasks`` and ``--algos`` choose what ``run`` trains, never what the page shows.
+Statistics by rliable (:mod:`qmix.stats`): per run, the *final* score (mean of the test
+evaluations in the last 10% of the budget) and the *AUC* (the area under the test curve over
+the budget, divided by its length: the mean score during training); per (task, algorithm,
+variant), the IQM over seeds with a 95% stratified-bootstrap interval; and the probability that
+a run of a variant beats a run of ``state`` on the final score. The order puts QMIX on every
+task first (the notes' question is QMIX's), then QPLEX and OW-QMIX; within one, seed by seed
+across the four variants, so a study stopped early stays balanced.
 
 The variants (``mixer_input``): ``state`` (the simulator's global state: LBF and MPE through
 their family presets' ``env_args.state: simulator``), ``obs_concat``, ``state_obs``, and
