@@ -46,8 +46,8 @@ import torch
 from mixer_input import TASKS, Job, recorded
 from qmix.config import make_config
 from qmix.data.episode_batch import EpisodeBatch
-from qmix.learners.q import QLearner, chosen_action_values
-from qmix.networks.mixers import QMixer, elu_slope, mixer_inputs
+from qmix.learners.q import QLearner
+from qmix.networks.mixers import QMixer, elu_slope
 from qmix.trainer import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,12 +63,7 @@ def mixer_measures(learner: QLearner, batch: EpisodeBatch) -> dict[str, float]:
     if not isinstance(learner.mixer, QMixer):
         raise SystemExit(f"{type(learner.mixer).__name__} is not QMIX's mixer: nothing to measure")
     with torch.no_grad():
-        inputs = learner.controller.sequence_inputs(batch.obs, batch.actions)  # [B, T+1, N, I]
-        h0 = learner.agent.initial_hidden(batch.batch_size, inputs.device)  # [B, N, H]
-        q, _ = learner.agent(inputs, h0, batch.slot_mask())  # [B, T+1, N, A]
-        chosen = chosen_action_values(q[:, :-1], batch.actions)  # [B, T, N]
-        mix_in = mixer_inputs(learner.mixer_input, batch.obs, batch.state)[:, :-1]  # [B, T, S']
-        gains, pre = learner.mixer.gains(chosen, mix_in)  # [B, T, N], [B, T, E]
+        chosen, gains, pre = learner.mixer_gains(batch)  # [B, T, N], [B, T, N], [B, T, E]
         real = batch.filled  # [B, T]
         gains, pre, chosen = gains[real], pre[real], chosen[real]  # [M, N], [M, E], [M, N]
         slope = elu_slope(pre)  # [M, E]

@@ -249,13 +249,21 @@ class QLearner:
         other mixers."""
         if not isinstance(self.mixer, QMixer):
             return {}
+        _, gain, _ = self.mixer_gains(batch)
+        return {"mixer_gain": masked_mean(gain, batch.transition_mask())}
+
+    @torch.no_grad()
+    def mixer_gains(self, batch: EpisodeBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The agents' Qs of the taken actions ``[B, T, N]`` and, through the QMIX mixer, their
+        gains ``[B, T, N]`` and the hidden pre-activations ``[B, T, E]`` (padding included)."""
+        assert isinstance(self.mixer, QMixer)
         inputs = self.controller.sequence_inputs(batch.obs, batch.actions)  # [B, T+1, N, I]
         h0 = self.agent.initial_hidden(batch.batch_size, inputs.device)  # [B, N, H]
         q, _ = self.agent(inputs, h0, batch.slot_mask())  # [B, T+1, N, A]
         chosen = chosen_action_values(q[:, :-1], batch.actions)  # [B, T, N]
         mix_in = mixer_inputs(self.mixer_input, batch.obs, batch.state)[:, :-1]  # [B, T, S']
-        gain, _ = self.mixer.gains(chosen, mix_in)  # [B, T, N]
-        return {"mixer_gain": masked_mean(gain, batch.transition_mask())}
+        gain, pre = self.mixer.gains(chosen, mix_in)  # [B, T, N], [B, T, E]
+        return chosen, gain, pre
 
     def update_targets(self, episodes: int, last_update: int) -> bool:
         """Hard copies every ``target_update_interval_episodes`` episodes: copy now if due,
