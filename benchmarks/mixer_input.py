@@ -6,23 +6,28 @@ Run (from the repository root)::
         [--algos qmix] [--jobs 2] [--out runs/mixer_input]
     .venv/bin/python benchmarks/mixer_input.py status
     .venv/bin/python benchmarks/mixer_input.py report
-
+    .venv/bin/python benchmarks/mixer_input.py health [--tasks smax_2s3z] [--algos ow_qmix]
 
 ``run`` trains every (task, algorithm, variant, seed) of the study that is not finished yet,
 ``--jobs`` at a time (one torch thread each), resuming each run from its checkpoint under
 ``--out``; a run that finishes has its test rows written at once to
 ``benchmarks/recorded/mixer_input/<task>/<algo>_<variant>.json`` (``{seed: rows}``), so the
-study survives the loss of its run folders and regenerates from one command: ``run`` ends
-with ``report``, which reads only the records and rewrites the figures under ``docs/images/``
-and the tables of ``docs/mixer_input.md`` (between its report markers), always for the whole
-study: ``--tasks`` and ``--algos`` choose what ``run`` trains, never what the page shows.
+study survives the loss of its run folders and regenerates from one command (the run's
+training rows, the learner's health, go beside them under ``<task>/training/``; ``run`` adds
+them to a seed recorded without them if its run folder is still there, unchanged): ``run``
+ends with ``report``, which reads only the records and rewrites the figures under
+``docs/images/`` and the tables of ``docs/mixer_input.md`` (between its report markers),
+always for the whole study: ``--tasks`` and ``--algos`` choose what ``run`` trains, never what
+the page shows.
 Statistics by rliable (:mod:`qmix.stats`): per run, the *final* score (mean of the test
 evaluations in the last 10% of the budget) and the *AUC* (the area under the test curve over
 the budget, divided by its length: the mean score during training); per (task, algorithm,
 variant), the IQM over seeds with a 95% stratified-bootstrap interval; and the probability that
-a run of a variant beats a run of ``state`` on the final score. The order puts QMIX on every
-task first (the notes' question is QMIX's), then QPLEX and OW-QMIX; within one, seed by seed
-across the four variants, so a study stopped early stays balanced.
+a run of a variant beats a run of ``state`` on the final score. ``health`` prints, for each
+recorded run with training rows, its largest rise of the TD loss (against the run's median)
+and the mixer's gain and the training return around it: how a collapse shows itself. The
+order puts QMIX on every task first (the notes' question is QMIX's), then QPLEX and OW-QMIX;
+within one, seed by seed across the four variants, so a study stopped early stays balanced.
 
 The variants (``mixer_input``): ``state`` (the simulator's global state: LBF and MPE through
 their family presets' ``env_args.state: simulator``), ``obs_concat``, ``state_obs``, and
@@ -71,6 +76,7 @@ import numpy as np
 # benchmarks/learn.py: one resumable seed
 from learn import run_seed
 from qmix.compare import align_curves, final_window, metric_label, rows_curve
+from qmix.logging import METRICS_NAME, read_metrics
 from qmix.stats import iqm_ci, iqm_curve_ci, probability_of_improvement
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,6 +85,18 @@ VARIANTS = ("state", "obs_concat", "state_obs", "constant")
 SEEDS = {"qmix": 5, "qplex": 3, "ow_qmix": 3}  # at least 5 for QMIX, 3 for the others
 # what a test row keeps in the record (the curve, its score and when)
 KEPT = ("env_steps", "test_return", "test_win_rate", "wall_seconds")
+# what a training row keeps in the training record (the learner's health; the mixer's gain is
+# absent for mixers without one, ``central_loss`` is OW-QMIX's)
+TRAINING_KEPT = (
+    "env_steps",
+    "train_return",
+    "loss",
+    "grad_norm",
+    "q_taken_mean",
+    "target_mean",
+    "mixer_gain",
+    "central_loss",
+)
 #: The final score of a run: the mean of its test evaluations in this last fraction of it.
 FINAL_FRACTION = 0.1
 DOC = ROOT / "docs" / "mixer_input.md"
@@ -142,6 +160,14 @@ class Job:
     def record(self) -> Path:
         return RECORDED / self.task / f"{self.algo}_{self.variant}.json"
 
+    def training_record(self) -> Path:
+        return RECORDED / self.task / "training" / f"{self.algo}_{self.variant}.json"
+
+    def run_dir(self, out: Path) -> Path:
+        """Where :func:`run` trains this job (``learn.run_seed``'s name under its folder)."""
+        name = f"{self.algo}_{TASKS[self.task].preset}_seed{self.seed}"
+        return out / self.task / f"{self.algo}_{self.variant}" / name
+
 
 def plan_cost(task: str, algo: str) -> float:
     """The plan's cost of one run of ``algo`` on ``task``, a QMIX run's = 1."""
@@ -159,10 +185,14 @@ def jobs(tasks: list[str], algos: list[str]) -> list[Job]:
     ]
 
 
+def seeds_of(path: Path) -> dict[str, Any]:
+    """A record's rows by seed (empty if none yet)."""
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def recorded(job: Job) -> dict[str, Any]:
     """The record's rows by seed (empty if none yet)."""
-    path = job.record()
-    return json.loads(path.read_text()) if path.exists() else {}
+    return seeds_of(job.record())
 
 
 def curve_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -170,25 +200,55 @@ def curve_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: r[k] for k in KEPT if k in r} for r in rows if "test_return" in r]
 
 
+def training_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The training rows of a run (those with a loss), each with the kept fields only."""
+    return [{k: r[k] for k in TRAINING_KEPT if k in r} for r in rows if "loss" in r]
+
+
 _lock = threading.Lock()
 
 
+def add_seed(path: Path, seed: int, rows: list[dict[str, Any]]) -> None:
+    """Write one seed's rows into the record at ``path``, in seed order (hold ``_lock``)."""
+    seeds = seeds_of(path)
+    seeds[str(seed)] = rows
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ordered = dict(sorted(seeds.items(), key=lambda kv: int(kv[0])))
+    path.write_text(json.dumps(ordered, indent=0) + "\n")
+
+
 def write_record(job: Job, rows: list[dict[str, Any]]) -> None:
-    """Add one finished seed's test rows to its record (under a lock: jobs run in threads)."""
+    """Add one finished seed's test rows to its record and its training rows to its training
+    record (under a lock: jobs run in threads)."""
     with _lock:
-        seeds = recorded(job)
-        seeds[str(job.seed)] = curve_rows(rows)
-        job.record().parent.mkdir(parents=True, exist_ok=True)
-        ordered = dict(sorted(seeds.items(), key=lambda kv: int(kv[0])))
-        job.record().write_text(json.dumps(ordered, indent=0) + "\n")
+        add_seed(job.record(), job.seed, curve_rows(rows))
+        if training := training_rows(rows):
+            add_seed(job.training_record(), job.seed, training)
+
+
+def add_training(job: Job, out: Path) -> bool:
+    """Give a recorded seed without training rows those of its run folder, if the folder is
+    still there and is the run recorded (the same test rows); whether it did."""
+    seed, metrics = str(job.seed), job.run_dir(out) / METRICS_NAME
+    done = seed in seeds_of(job.training_record())
+    if seed not in recorded(job) or done or not metrics.exists():
+        return False
+    rows = read_metrics(job.run_dir(out))
+    if curve_rows(rows) != recorded(job)[seed]:
+        return False  # another run's folder (restarted, or not finished): not this record's
+    with _lock:
+        add_seed(job.training_record(), job.seed, training_rows(rows))
+    return True
 
 
 def run(job: Job, out: Path) -> str:
     """Train (or resume) one run to its budget and record it; a line saying what happened."""
     if str(job.seed) in recorded(job):
-        return f"{job}: recorded already"
-    folder = out / job.task / f"{job.algo}_{job.variant}"
-    result = run_seed(job.algo, TASKS[job.task].preset, job.seed, job.overrides(), folder, True)
+        added = " (its training rows added from its run folder)" if add_training(job, out) else ""
+        return f"{job}: recorded already{added}"
+    result = run_seed(
+        job.algo, TASKS[job.task].preset, job.seed, job.overrides(), job.run_dir(out).parent, True
+    )
     last = max(r["env_steps"] for r in result["rows"])
     if last < TASKS[job.task].budget:
         raise RuntimeError(f"{job}: stopped at {last} env steps, short of its budget")
@@ -274,6 +334,70 @@ class Estimate:
     point: float
     low: float
     high: float
+
+
+#: ``health`` looks for the largest rises from this fraction of the budget on (before it, the
+#: values are still settling from their initial scale) ...
+SETTLED_FRACTION = 0.2
+#: ... each against the median of this many training rows before it (and compares the training
+#: return over as many rows before and after it).
+AROUND = 5
+
+
+def largest_rise(rows: list[dict[str, Any]], key: str, budget: int) -> tuple[int, float] | None:
+    """The training row, from :data:`SETTLED_FRACTION` of ``budget`` on, where ``key`` is the
+    largest against its median over the :data:`AROUND` rows before it: its index in ``rows``
+    and that ratio (None if no such row has the key)."""
+    best: tuple[int, float] | None = None
+    for i, row in enumerate(rows):
+        before = [r[key] for r in rows[max(i - AROUND, 0) : i] if key in r]
+        if key not in row or not before or row["env_steps"] < SETTLED_FRACTION * budget:
+            continue
+        ratio = row[key] / max(float(np.median(before)), 1e-12)
+        if best is None or ratio > best[1]:
+            best = (i, ratio)
+    return best
+
+
+def around(rows: list[dict[str, Any]], i: int, key: str) -> tuple[float, float]:
+    """The mean of ``key`` over the :data:`AROUND` rows before row ``i`` and after it."""
+
+    def mean(part: list[dict[str, Any]]) -> float:
+        values = [r[key] for r in part if key in r]
+        return float(np.mean(values)) if values else float("nan")
+
+    return mean(rows[max(i - AROUND, 0) : i]), mean(rows[i + 1 : i + 1 + AROUND])
+
+
+def health(tasks: list[str], algos: list[str]) -> str:
+    """A table of the largest rises of the TD loss and of the mixer's gain of every recorded
+    run with training rows, and the training return around the latter."""
+    lines = [
+        f"Largest rise of the TD loss and of the mixer's gain in each run, from"
+        f" {SETTLED_FRACTION:.0%} of its budget on: a training row's value over its median in"
+        f" the {AROUND} rows before (x), at env steps; and the mean training return in the"
+        f" {AROUND} rows before and after the gain's rise.",
+        "",
+        "| task | algorithm | mixer input | seed | loss rise | at | gain rise | at"
+        " | train return before, after |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for job in jobs(tasks, algos):
+        rows = seeds_of(job.training_record()).get(str(job.seed))
+        if not rows:
+            continue
+        cells = [job.task, job.algo, f"`{job.variant}`", str(job.seed)]
+        for key in ("loss", "mixer_gain"):
+            rise = largest_rise(rows, key, TASKS[job.task].budget)
+            cells += [f"{rise[1]:.1f}", f"{rows[rise[0]]['env_steps']:,}"] if rise else ["–", "–"]
+        if rise:  # the gain's
+            cells.append("{:.2f}, {:.2f}".format(*around(rows, rise[0], "train_return")))
+        else:
+            cells.append("–")
+        lines.append("| " + " | ".join(cells) + " |")
+    if len(lines) == 4:
+        lines.append("\nNo training rows recorded for these tasks and algorithms.")
+    return "\n".join(lines)
 
 
 def run_scores(rows: list[dict[str, Any]], metric: str) -> tuple[float, float]:
@@ -519,8 +643,11 @@ def report(tasks: list[str], algos: list[str]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("command", choices=["run", "status", "report"])
-    chosen = "what `run` trains and `status` prices; the page always reports the whole study"
+    parser.add_argument("command", choices=["run", "status", "report", "health"])
+    chosen = (
+        "what `run` trains, `status` prices and `health` reads; the page always reports the"
+        " whole study"
+    )
     parser.add_argument(
         "--tasks", default=",".join(TASKS), help=f"from {', '.join(TASKS)}: {chosen}"
     )
@@ -537,6 +664,9 @@ def main(argv: list[str] | None = None) -> None:
     todo = jobs(tasks, algos)
     if args.command == "status":
         print(status(tasks, algos))
+        return
+    if args.command == "health":
+        print(health(tasks, algos))
         return
     # The page is the whole study's, whatever part of it this command runs: a report of a part
     # would drop every other task's tables from the page.

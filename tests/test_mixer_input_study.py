@@ -54,6 +54,75 @@ def test_a_finished_seed_is_recorded_beside_the_others(
     assert list(saved) == ["0", "1"]  # in seed order, the test rows only, the kept fields
     assert saved["0"] == [{"env_steps": 10, "test_return": 0.5, "wall_seconds": 1.0}]
     assert study.recorded(study.Job("lbf_8x8", "qmix", "constant", 0)) == saved
+    assert not (tmp_path / "lbf_8x8" / "training").exists()  # no row with a loss: none kept
+
+
+def training_run(steps: int = 100) -> list[dict[str, float]]:
+    """A run's metrics rows, every 10 steps a training row and every 50 a test row: the loss
+    steady at 0.01 but 100x at step 60, where the gain jumps and the training return drops."""
+    rows: list[dict[str, float]] = []
+    for t in range(10, steps + 1, 10):
+        loss, gain, ret = (1.0, 2.0, 0.2) if t == 60 else (0.01, 0.2 if t < 60 else 0.6, 1.0)
+        ret = 0.2 if t > 60 else ret
+        rows.append({"env_steps": t, "train_return": ret, "loss": loss, "mixer_gain": gain})
+        rows[-1].update(epsilon=0.05, wall_seconds=float(t))
+        if t % 50 == 0:
+            rows.append({"env_steps": t, "test_return": t / 100, "wall_seconds": float(t)})
+    return rows
+
+
+def test_a_finished_seed_keeps_its_training_rows_and_health_finds_a_collapse(
+    study: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(study, "RECORDED", tmp_path)
+    monkeypatch.setattr(study, "SETTLED_FRACTION", 0.0)
+    job = study.Job("smax_2s3z", "ow_qmix", "obs_concat", 1)
+    study.write_record(job, training_run())
+    saved = json.loads(
+        (tmp_path / "smax_2s3z" / "training" / "ow_qmix_obs_concat.json").read_text()
+    )
+    assert list(saved) == ["1"] and len(saved["1"]) == 10  # the training rows only ...
+    assert set(saved["1"][0]) == {"env_steps", "train_return", "loss", "mixer_gain"}  # ... kept
+    rise = study.largest_rise(saved["1"], "loss", 100)
+    assert rise is not None and rise[0] == 5 and rise[1] == pytest.approx(100.0)  # step 60
+    assert study.largest_rise(saved["1"], "mixer_gain", 100) == (5, pytest.approx(10.0))
+    assert study.around(saved["1"], 5, "train_return") == pytest.approx((1.0, 0.2))
+    assert study.largest_rise(saved["1"], "central_loss", 100) is None  # not logged: none
+    table = study.health(["smax_2s3z"], ["ow_qmix"])
+    row = "| smax_2s3z | ow_qmix | `obs_concat` | 1 | 100.0 | 60 | 10.0 | 60 | 1.00, 0.20 |"
+    assert row in table
+    assert table.count("| smax_2s3z |") == 1  # only the run with training rows
+
+
+def test_health_skips_the_settling_start_of_a_run(study: ModuleType) -> None:
+    rows = [r for r in training_run() if "loss" in r]
+    rows[1]["loss"] = 50.0  # the first rows' loss settles from its initial scale ...
+    assert study.largest_rise(rows, "loss", 100)[0] == 1  # counted from 20% = 20 steps on
+    assert study.largest_rise(rows, "loss", 250)[0] == 5  # not counted before 50 steps
+    assert study.largest_rise(rows, "loss", 1000) is None  # no row past 20% = 200 steps
+
+
+def test_a_recorded_seed_gets_the_training_rows_of_its_own_run_folder_only(
+    study: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(study, "RECORDED", tmp_path / "recorded")
+    out = tmp_path / "runs"
+    job = study.Job("smax_2s3z", "ow_qmix", "state", 0)
+    rows = training_run()
+    study.add_seed(job.record(), 0, study.curve_rows(rows))  # recorded without training rows
+    run_dir = job.run_dir(out)
+    assert run_dir == out / "smax_2s3z" / "ow_qmix_state" / "ow_qmix_smax_seed0"
+    run_dir.mkdir(parents=True)
+    other = [dict(r, test_return=0.0) if "test_return" in r else r for r in rows]
+    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in other))
+    assert not study.add_training(job, out)  # a different run in the folder: left alone
+    assert not job.training_record().exists()
+    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert study.run(job, out).endswith(
+        "recorded already (its training rows added from its run folder)"
+    )
+    assert len(study.seeds_of(job.training_record())["0"]) == 10
+    assert study.run(job, out).endswith("recorded already")  # once only
 
 
 def test_a_runs_final_score_and_auc(study: ModuleType) -> None:
