@@ -96,6 +96,7 @@ TRAINING_KEPT = (
     "target_mean",
     "mixer_gain",
     "central_loss",
+    "buffer_episodes",
 )
 #: The final score of a run: the mean of its test evaluations in this last fraction of it.
 FINAL_FRACTION = 0.1
@@ -373,21 +374,22 @@ def health(tasks: list[str], algos: list[str]) -> str:
     """A table of the largest rises of the TD loss and of the mixer's gain of every recorded
     run with training rows, and the training return around the latter."""
     lines = [
-        f"Largest rise of the TD loss and of the mixer's gain in each run, from"
+        f"Largest rise of the TD loss, of OW-QMIX's central loss and of the mixer's gain in"
+        f" each run, from"
         f" {SETTLED_FRACTION:.0%} of its budget on: a training row's value over its median in"
         f" the {AROUND} rows before (x), at env steps; and the mean training return in the"
         f" {AROUND} rows before and after the gain's rise.",
         "",
-        "| task | algorithm | mixer input | seed | loss rise | at | gain rise | at"
-        " | train return before, after |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+        "| task | algorithm | mixer input | seed | loss rise | at | central loss rise | at"
+        " | gain rise | at | train return before, after |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for job in jobs(tasks, algos):
         rows = seeds_of(job.training_record()).get(str(job.seed))
         if not rows:
             continue
         cells = [job.task, job.algo, f"`{job.variant}`", str(job.seed)]
-        for key in ("loss", "mixer_gain"):
+        for key in ("loss", "central_loss", "mixer_gain"):
             rise = largest_rise(rows, key, TASKS[job.task].budget)
             cells += [f"{rise[1]:.1f}", f"{rows[rise[0]]['env_steps']:,}"] if rise else ["–", "–"]
         if rise:  # the gain's

@@ -89,7 +89,7 @@ def test_a_finished_seed_keeps_its_training_rows_and_health_finds_a_collapse(
     assert study.around(saved["1"], 5, "train_return") == pytest.approx((1.0, 0.2))
     assert study.largest_rise(saved["1"], "central_loss", 100) is None  # not logged: none
     table = study.health(["smax_2s3z"], ["ow_qmix"])
-    row = "| smax_2s3z | ow_qmix | `obs_concat` | 1 | 100.0 | 60 | 10.0 | 60 | 1.00, 0.20 |"
+    row = "| smax_2s3z | ow_qmix | `obs_concat` | 1 | 100.0 | 60 | – | – | 10.0 | 60 | 1.00, 0.20 |"
     assert row in table
     assert table.count("| smax_2s3z |") == 1  # only the run with training rows
 
