@@ -24,8 +24,9 @@ evaluations in the last 10% of the budget) and the *AUC* (the area under the tes
 the budget, divided by its length: the mean score during training); per (task, algorithm,
 variant), the IQM over seeds with a 95% stratified-bootstrap interval; and the probability that
 a run of a variant beats a run of ``state`` on the final score. ``health`` prints, for each
-recorded run with training rows, its largest rise of the TD loss (against the run's median)
-and the mixer's gain and the training return around it: how a collapse shows itself. The
+recorded run with training rows, the largest rises of its TD loss, central loss (OW-QMIX) and
+mixer gain (each against the 5 rows before) and the training return around the gain's: how a
+collapse shows itself. The
 order puts QMIX on every task first (the notes' question is QMIX's), then QPLEX and OW-QMIX;
 within one, seed by seed across the four variants, so a study stopped early stays balanced.
 
@@ -371,14 +372,13 @@ def around(rows: list[dict[str, Any]], i: int, key: str) -> tuple[float, float]:
 
 
 def health(tasks: list[str], algos: list[str]) -> str:
-    """A table of the largest rises of the TD loss and of the mixer's gain of every recorded
-    run with training rows, and the training return around the latter."""
+    """A table of the largest rises of the TD loss, the central loss and the mixer's gain of
+    every recorded run with training rows, and the training return around the gain's."""
     lines = [
         f"Largest rise of the TD loss, of OW-QMIX's central loss and of the mixer's gain in"
-        f" each run, from"
-        f" {SETTLED_FRACTION:.0%} of its budget on: a training row's value over its median in"
-        f" the {AROUND} rows before (x), at env steps; and the mean training return in the"
-        f" {AROUND} rows before and after the gain's rise.",
+        f" each run, from {SETTLED_FRACTION:.0%} of its budget on: a training row's value over"
+        f" its median in the {AROUND} rows before (x), at env steps; and the mean training"
+        f" return in the {AROUND} rows before and after the gain's rise.",
         "",
         "| task | algorithm | mixer input | seed | loss rise | at | central loss rise | at"
         " | gain rise | at | train return before, after |",
