@@ -7,6 +7,7 @@ Run (from the repository root)::
     .venv/bin/python benchmarks/mixer_input.py status
     .venv/bin/python benchmarks/mixer_input.py report
     .venv/bin/python benchmarks/mixer_input.py health [--tasks smax_2s3z] [--algos ow_qmix]
+    .venv/bin/python benchmarks/mixer_input.py inputs [--tasks smax_3m,smax_2s3z]
 
 ``run`` trains every (task, algorithm, variant, seed) of the study that is not finished yet,
 ``--jobs`` at a time (one torch thread each), resuming each run from its checkpoint under
@@ -26,7 +27,9 @@ variant), the IQM over seeds with a 95% stratified-bootstrap interval; and the p
 a run of a variant beats a run of ``state`` on the final score. ``health`` prints, for each
 recorded run with training rows, the largest rises of its TD loss, central loss (OW-QMIX) and
 mixer gain (each against the 5 rows before) and the training return around the gain's: how a
-collapse shows itself. The
+collapse shows itself. ``inputs`` plays each task with random actions and prints what
+``state`` and ``obs_concat`` look like as the hypernetworks' input (width, norm, how many
+features are non-zero, how many never change). The
 order puts QMIX on every task first (the notes' question is QMIX's), then QPLEX and OW-QMIX;
 within one, seed by seed across the four variants, so a study stopped early stays balanced.
 
@@ -101,6 +104,8 @@ TRAINING_KEPT = (
 )
 #: The final score of a run: the mean of its test evaluations in this last fraction of it.
 FINAL_FRACTION = 0.1
+#: ``inputs``: the steps of random play (of 8 environments) that its statistics are taken over.
+INPUT_STEPS = 300
 DOC = ROOT / "docs" / "mixer_input.md"
 IMAGES = ROOT / "docs" / "images"
 #: ``report`` rewrites what lies between these two lines of the page.
@@ -231,12 +236,12 @@ def write_record(job: Job, rows: list[dict[str, Any]]) -> None:
 def add_training(job: Job, out: Path) -> bool:
     """Give a recorded seed without training rows those of its run folder, if the folder is
     still there and is the run recorded (the same test rows); whether it did."""
-    seed, metrics = str(job.seed), job.run_dir(out) / METRICS_NAME
+    seed, metrics, test = str(job.seed), job.run_dir(out) / METRICS_NAME, recorded(job)
     done = seed in seeds_of(job.training_record())
-    if seed not in recorded(job) or done or not metrics.exists():
+    if seed not in test or done or not metrics.exists():
         return False
     rows = read_metrics(job.run_dir(out))
-    if curve_rows(rows) != recorded(job)[seed]:
+    if curve_rows(rows) != test[seed]:
         return False  # another run's folder (restarted, or not finished): not this record's
     with _lock:
         add_seed(job.training_record(), job.seed, training_rows(rows))
@@ -399,6 +404,69 @@ def health(tasks: list[str], algos: list[str]) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     if len(lines) == 4:
         lines.append("\nNo training rows recorded for these tasks and algorithms.")
+    return "\n".join(lines)
+
+
+def input_stats(x: np.ndarray) -> dict[str, float]:
+    """What a mixer input ``x [R, S']`` (R rows) looks like: its width, the median norm of a row,
+    the median number of non-zero features in a row (the features an update of the
+    hypernetworks' first layer moves the output by), the fraction of features that never
+    change, and the largest magnitude."""
+    return {
+        "width": float(x.shape[1]),
+        "row_norm": float(np.median(np.linalg.norm(x, axis=1))),
+        "active": float(np.median((x != 0).sum(axis=1))),
+        "constant": float(np.mean(x.std(axis=0) == 0)),
+        "largest": float(np.abs(x).max()),
+    }
+
+
+def random_play(task: str, steps: int = INPUT_STEPS, envs: int = 8) -> tuple[Any, Any]:
+    """The states ``[R, S]`` and joint observations ``[R, N * O]`` of ``envs`` environments of
+    ``task`` (its study settings) under uniformly random available actions for ``steps`` steps
+    each, every finished episode reset (R = steps * envs); seeded, so the same every time."""
+    from qmix.config import make_config
+    from qmix.envs.registry import make_vector_env
+
+    cfg = make_config("qmix", TASKS[task].preset, list(TASKS[task].overrides))
+    env = make_vector_env(cfg.env, cfg.env_args, envs)
+    rng, every = np.random.default_rng(0), np.ones(envs, dtype=bool)
+    env.reset(list(range(envs)), every)
+    states, observations = [], []
+    try:
+        for t in range(steps):
+            states.append(np.asarray(env.states(), dtype=np.float64))
+            observations.append(np.asarray(env.observations(), dtype=np.float64).reshape(envs, -1))
+            avail = np.asarray(env.avail_actions(), dtype=np.float64)  # [B, N, A]
+            pick = rng.random(avail.shape) * avail  # the largest of random keys among the allowed
+            step = env.step(pick.argmax(axis=-1), every)
+            done = np.asarray(step.terminated) | np.asarray(step.truncated)
+            if done.any():
+                env.reset([envs * (t + 1) + i for i in range(envs)], done)
+    finally:
+        env.close()
+    return np.concatenate(states), np.concatenate(observations)
+
+
+def inputs(tasks: list[str]) -> str:
+    """A table of :func:`input_stats` of ``state`` and ``obs_concat`` (``state_obs`` is the two
+    side by side; ``constant`` is a single 1) on each task, under random play."""
+    lines = [
+        f"The mixer's input under uniformly random actions ({INPUT_STEPS} steps of 8"
+        " environments per task): its width, the median norm of a row, the median number of"
+        " non-zero features in a row, the fraction of features that never change, the largest"
+        " magnitude.",
+        "",
+        "| task | mixer input | width | row norm | non-zero a row | constant features | largest |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for task in tasks:
+        for variant, x in zip(("state", "obs_concat"), random_play(task), strict=True):
+            st = input_stats(x)
+            lines.append(
+                f"| {task} | `{variant}` | {st['width']:.0f} | {st['row_norm']:.2f}"
+                f" | {st['active']:.0f} | {st['constant']:.2f} | {st['largest']:.2f} |"
+            )
     return "\n".join(lines)
 
 
@@ -645,9 +713,10 @@ def report(tasks: list[str], algos: list[str]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("command", choices=["run", "status", "report", "health"])
+    parser.add_argument("command", choices=["run", "status", "report", "health", "inputs"])
     chosen = (
-        "what `run` trains, `status` prices and `health` reads; the page always reports the"
+        "what `run` trains, `status` prices, `health` reads and `inputs` plays; the page always"
+        " reports the"
         " whole study"
     )
     parser.add_argument(
@@ -669,6 +738,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.command == "health":
         print(health(tasks, algos))
+        return
+    if args.command == "inputs":
+        print(inputs(tasks))
         return
     # The page is the whole study's, whatever part of it this command runs: a report of a part
     # would drop every other task's tables from the page.

@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
 import pytest
 import torch
 
@@ -100,6 +101,27 @@ def test_health_skips_the_settling_start_of_a_run(study: ModuleType) -> None:
     assert study.largest_rise(rows, "loss", 100)[0] == 1  # counted from 20% = 20 steps on
     assert study.largest_rise(rows, "loss", 250)[0] == 5  # not counted before 50 steps
     assert study.largest_rise(rows, "loss", 1000) is None  # no row past 20% = 200 steps
+
+
+def test_input_stats_count_active_and_constant_features(study: ModuleType) -> None:
+    x = np.array([[3.0, 0.0, 1.0, 0.0, 1.0], [4.0, 0.0, 1.0, -2.0, 2.0], [0.0, 0.0, 1.0, 0.0, 3.0]])
+    st = study.input_stats(x)
+    assert st["width"] == 5
+    assert st["row_norm"] == pytest.approx(math.sqrt(11))  # rows' norms 3.32, 5, 3.16
+    assert st["active"] == 3  # non-zero features a row: 3, 4, 2 (zero ones: 2, 1, 3)
+    assert st["constant"] == pytest.approx(0.4)  # features 1 and 2 never change
+    assert st["largest"] == 4
+
+
+def test_random_play_gives_the_tasks_state_and_joint_observations(study: ModuleType) -> None:
+    """LBF 8x8 with the simulator's state: 12 numbers (2 players, 2 foods: x, y, level), and two
+    agents' observations side by side; the same rows every time (seeded)."""
+    states, joint = study.random_play("lbf_8x8", steps=30, envs=2)
+    assert states.shape == (60, 12) and joint.shape == (60, 24)
+    again, _ = study.random_play("lbf_8x8", steps=30, envs=2)
+    np.testing.assert_array_equal(states, again)
+    assert len(np.unique(states, axis=0)) > 2  # the players moved
+    assert "| lbf_8x8 | `obs_concat` | 24 |" in study.inputs(["lbf_8x8"])
 
 
 def test_a_recorded_seed_gets_the_training_rows_of_its_own_run_folder_only(
