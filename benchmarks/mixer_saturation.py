@@ -1,32 +1,37 @@
-"""Why QMIX conditioned on MPE's simulator state is unstable (issue 17's MPE finding).
+"""Why a QMIX mixer is unstable with some inputs (issue 17's findings: QMIX with MPE's
+simulator state, OW-QMIX with SMAX 2s3z's observations).
 
 Run (from the repository root)::
 
-    .venv/bin/python benchmarks/mixer_saturation.py run [--task mpe_spread] [--seeds 0,1]
-        [--variants state,obs_concat] [--steps 150000] [--set KEY=VALUE ...]
-    .venv/bin/python benchmarks/mixer_saturation.py report
+    .venv/bin/python benchmarks/mixer_saturation.py run [--task mpe_spread] [--algo qmix]
+        [--seeds 0,1] [--variants state,obs_concat] [--steps 150000] [--set KEY=VALUE ...]
+    .venv/bin/python benchmarks/mixer_saturation.py report [--task mpe_spread] [--algo qmix]
 
-``run`` trains the study's QMIX run of each (seed, variant) of ``--task``
+``run`` trains the study's run of ``--algo`` (QMIX, or OW-QMIX, whose learned mixer is QMIX's)
+for each (seed, variant) of ``--task``
 (``benchmarks/mixer_input.py``: the same preset, overrides and seed), for its first
 ``--steps`` env steps, and every 50th update measures the mixer on that update's own batch
 before the update (:meth:`qmix.networks.mixers.QMixer.gains`): the gain ``dQ_tot / dQ_a``
 of every agent at every real step (mean and 99th percentile), the mean ELU slope of the hidden
 layer (1 where every unit is in its linear part, near 0 where every one is far below zero and
 flat), the agents' mean Q, and after the update the TD loss, the gradient norm and the
-agents' share of it (the norm of the agent network's gradient over the whole one's). It does
+agents' share of it (the norm of the agent network's gradient over the whole one's; OW-QMIX's
+central ``Q*`` is outside both norms). It does
 so by wrapping ``QLearner.train`` for the run's duration: the measurements draw no random
 numbers and touch no weight, so the run is the study's run, and ``run`` checks it: its test
 returns must equal those of the study's record of the same seed and variant, as far as it
 goes (a mismatch is printed and kept in the record). Each run's rows go to
-``benchmarks/recorded/mixer_saturation/<task>_<variant>_seed<k>.json``; its run folder is
-temporary. Not resumable: a stopped run starts again (about 5 minutes for 150k MPE steps).
+``benchmarks/recorded/mixer_saturation/<task>_<variant>_seed<k>.json`` (``<task>_<algo>_...``
+for an algorithm other than QMIX); its run folder is temporary. Not resumable: a stopped run
+starts again (about 5 minutes for 150k MPE steps, 25 for 500k of OW-QMIX on SMAX 2s3z).
 ``--set KEY=VALUE`` (repeatable) changes a setting to try a remedy: a run the study did not
 make, recorded under a name that carries the change and drawn in a figure of its own beside
 the study's run of the same variant and seed.
 
 ``report`` reads the records, prints per run the medians of the measurements over the first
 100k env steps, when the hidden layer was shut (mean ELU slope below 0.05), and the test
-returns, and draws ``docs/images/mixer_saturation_<task>.png`` (and ``..._changed.png``).
+scores (the task's test metric), and draws ``docs/images/mixer_saturation_<task>.png`` (and
+``..._changed.png``; ``<task>_<algo>`` for an algorithm other than QMIX).
 """
 
 from __future__ import annotations
@@ -106,20 +111,34 @@ def measured(rows: list[dict[str, Any]]) -> Iterator[None]:
         yield
 
 
-def record_path(task: str, variant: str, seed: int, changes: list[str]) -> Path:
+def stem(task: str, algo: str) -> str:
+    """Records' and figures' name start: the task's, and the algorithm's unless QMIX."""
+    return task if algo == "qmix" else f"{task}_{algo}"
+
+
+def record_path(task: str, variant: str, seed: int, changes: list[str], algo: str = "qmix") -> Path:
     suffix = "".join(f"_{c.replace('=', '-')}" for c in changes)
-    return RECORDED / f"{task}_{variant}_seed{seed}{suffix}.json"
+    return RECORDED / f"{stem(task, algo)}_{variant}_seed{seed}{suffix}.json"
 
 
 def run_one(
-    task: str, variant: str, seed: int, steps: int, out: Path, changes: list[str]
+    task: str,
+    variant: str,
+    seed: int,
+    steps: int,
+    out: Path,
+    changes: list[str],
+    algo: str = "qmix",
 ) -> dict[str, Any]:
-    """Train the study's run of (task, QMIX, variant, seed) for ``steps``, measured; with
+    """Train the study's run of (task, algo, variant, seed) for ``steps``, measured; with
     ``changes`` (``key=value`` overrides) a run the study did not make, to try a remedy."""
-    job = Job(task, "qmix", variant, seed)
+    job = Job(task, algo, variant, seed)
     overrides = [o for o in job.overrides() if not o.startswith("total_env_steps=")]
     more = [f"seed={seed}", f"total_env_steps={steps}", *changes]
-    cfg = make_config("qmix", TASKS[task].preset, [*overrides, *more])
+    cfg = make_config(algo, TASKS[task].preset, [*overrides, *more])
+    if cfg.mixer != "qmix":
+        raise SystemExit(f"{algo}'s mixer is {cfg.mixer!r}, not QMIX's: nothing to measure")
+    metric = TASKS[task].metric
     rows: list[dict[str, Any]] = []
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out) as tmp, measured(rows):
@@ -128,16 +147,13 @@ def run_one(
     updates, env_steps = (np.array(x, dtype=float) for x in zip(*[(0, 0), *logged], strict=True))
     for row in rows:  # the env steps of each measured update, between the logged points
         row["env_steps"] = int(np.interp(row["update"], updates, env_steps))
-    tests = [[r["env_steps"], r["test_return"]] for r in run.metrics if "test_return" in r]
-    study = (
-        {}
-        if changes
-        else {r["env_steps"]: r["test_return"] for r in recorded(job).get(str(seed), [])}
-    )
-    mismatched = [s for s, ret in tests if s in study and study[s] != ret]
+    tests = [[r["env_steps"], r[metric]] for r in run.metrics if metric in r]
+    study = {} if changes else {r["env_steps"]: r[metric] for r in recorded(job).get(str(seed), [])}
+    mismatched = [s for s, score in tests if s in study and study[s] != score]
     return {
         "task": task,
-        "algo": "qmix",
+        "algo": algo,
+        "metric": metric,
         "variant": variant,
         "seed": seed,
         "changes": changes,
@@ -155,14 +171,19 @@ def label(rec: dict[str, Any]) -> str:
     return " ".join([rec["variant"], f"seed {rec['seed']}", *rec.get("changes", [])])
 
 
-def report(task: str) -> None:
+def report(task: str, algo: str = "qmix") -> None:
     """Print each record's early medians; draw the study's runs, and apart the changed runs
     beside the study's runs of the same variant and seed."""
-    records = [json.loads(p.read_text()) for p in sorted(RECORDED.glob(f"{task}_*.json"))]
+    records = [
+        rec
+        for path in sorted(RECORDED.glob(f"{task}_*.json"))
+        if (rec := json.loads(path.read_text())).get("algo", "qmix") == algo
+    ]
     if not records:
-        raise SystemExit(f"no records under {RECORDED} for {task}: run `run` first")
+        raise SystemExit(f"no records under {RECORDED} for {algo} on {task}: run `run` first")
+    metric = records[0].get("metric", "test_return")
     keys = ("loss", "grad_norm", "agent_grad_share", "gain_mean", "elu_slope", "agent_q_mean")
-    print(f"medians over the first {EARLY:,} env steps, by run; then its test returns")
+    print(f"medians over the first {EARLY:,} env steps, by run; then its tests ({metric})")
     for rec in records:
         early = [r for r in rec["rows"] if r["env_steps"] <= EARLY]
         meds = ", ".join(f"{k} {np.median([r[k] for r in early]):.3g}" for k in keys)
@@ -179,25 +200,26 @@ def report(task: str) -> None:
                 f"    ELU slope below {SHUT} at {len(shut)} of {len(rec['rows'])} measured"
                 f" updates, from {shut[0]:,} to {shut[-1]:,} env steps"
             )
-        print(f"    tests {[round(r, 1) for _, r in rec['tests']]} ({check})")
+        print(f"    tests {[round(r, 2) for _, r in rec['tests']]} ({check})")
     study = [r for r in records if not r.get("changes")]
     changed = [r for r in records if r.get("changes")]
-    title = f"QMIX on {task}: the mixer's hidden layer"
+    title = f"{algo.upper().replace('_', '-')} on {task}: the mixer's hidden layer"
+    name = f"mixer_saturation_{stem(task, algo)}"
     if study:
-        draw(study, IMAGES / f"mixer_saturation_{task}.png", f"{title} by mixer input")
+        draw(study, IMAGES / f"{name}.png", f"{title} by mixer input", metric)
     if changed:
         pairs = {(r["variant"], r["seed"]) for r in changed}
         beside = [r for r in study if (r["variant"], r["seed"]) in pairs]
-        draw([*beside, *changed], IMAGES / f"mixer_saturation_{task}_changed.png", title)
+        draw([*beside, *changed], IMAGES / f"{name}_changed.png", title, metric)
 
 
-def draw(records: list[dict[str, Any]], path: Path, title: str) -> None:
+def draw(records: list[dict[str, Any]], path: Path, title: str, metric: str) -> None:
     """Four panels against env steps, a line per record."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(11, 7.5))
     panels = [
-        ("test_return", "greedy test return"),
+        ("tests", f"greedy {metric.removeprefix('test_').replace('_', ' ')} (tests)"),
         ("gain_mean", "mean gain dQ_tot/dQ_a (log)"),
         ("elu_slope", "mean ELU slope of the hidden layer"),
         ("agent_grad_share", "agents' share of the gradient norm"),
@@ -212,7 +234,7 @@ def draw(records: list[dict[str, Any]], path: Path, title: str) -> None:
     styles = ["-", "--", ":", "-."]
     for ax, (key, name) in zip(axes, panels, strict=True):
         for rec in records:
-            if key == "test_return":
+            if key == "tests":
                 x, y = zip(*rec["tests"], strict=True)
             else:
                 x, y = zip(*[(r["env_steps"], r[key]) for r in rec["rows"]], strict=True)
@@ -236,6 +258,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("command", choices=["run", "report"])
     parser.add_argument("--task", default="mpe_spread", choices=list(TASKS))
+    parser.add_argument("--algo", default="qmix", help="qmix, or ow_qmix (its mixer is QMIX's)")
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--variants", default="state,obs_concat")
     parser.add_argument("--steps", type=int, default=150_000)
@@ -254,14 +277,16 @@ def main() -> None:
         RECORDED.mkdir(parents=True, exist_ok=True)
         for seed in (int(s) for s in args.seeds.split(",")):
             for variant in args.variants.split(","):
-                rec = run_one(args.task, variant, seed, args.steps, args.out, args.changes)
-                path = record_path(args.task, variant, seed, args.changes)
+                rec = run_one(
+                    args.task, variant, seed, args.steps, args.out, args.changes, args.algo
+                )
+                path = record_path(args.task, variant, seed, args.changes, args.algo)
                 path.write_text(json.dumps(rec, indent=0) + "\n")
                 print(
                     f"{variant} seed {seed}: {len(rec['rows'])} measured updates -> {path}",
                     flush=True,
                 )
-    report(args.task)
+    report(args.task, args.algo)
 
 
 if __name__ == "__main__":

@@ -25,10 +25,11 @@ def _metrics(run_dir: Path) -> list[dict[str, Any]]:
     return [{k: v for k, v in r.items() if "seconds" not in k} for r in rows]
 
 
-def test_a_measured_run_is_the_plain_run(saturation: ModuleType, tmp_path: Path) -> None:
+@pytest.mark.parametrize("algo", ["qmix", "ow_qmix"])
+def test_a_measured_run_is_the_plain_run(saturation: ModuleType, tmp_path: Path, algo: str) -> None:
     """The measurements draw no random numbers and change no weight: every logged number of
-    a measured QMIX run equals the plain run's; and they are what they say."""
-    cfg = make_config("qmix", "two_step", ["total_env_steps=600", "seed=3"])
+    a measured QMIX (or OW-QMIX) run equals the plain run's; and they are what they say."""
+    cfg = make_config(algo, "two_step", ["total_env_steps=600", "seed=3"])
     plain = train(cfg, tmp_path / "plain", progress=False)
     rows: list[dict[str, Any]] = []
     with saturation.measured(rows):
@@ -65,3 +66,15 @@ def test_report_reads_the_records_and_draws(
     assert "ELU slope below 0.05" in out
     with pytest.raises(SystemExit, match="no records"):
         saturation.report("lbf_8x8")
+    with pytest.raises(SystemExit, match="no records"):
+        saturation.report("mpe_spread", "ow_qmix")  # another algorithm's runs are apart
+
+
+def test_only_a_qmix_mixer_is_measured(saturation: ModuleType, tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="not QMIX's"):
+        saturation.run_one("lbf_8x8", "state", 0, 100, tmp_path, [], "qplex")
+    name = saturation.record_path("smax_2s3z", "obs_concat", 0, ["hypernet_layers=2"], "ow_qmix")
+    assert name.name == "smax_2s3z_ow_qmix_obs_concat_seed0_hypernet_layers-2.json"
+    assert (
+        saturation.record_path("mpe_spread", "state", 1, []).name == "mpe_spread_state_seed1.json"
+    )
