@@ -23,7 +23,7 @@ returns must equal those of the study's record of the same seed and variant, as 
 goes (a mismatch is printed and kept in the record). Each run's rows go to
 ``benchmarks/recorded/mixer_saturation/<task>_<variant>_seed<k>.json`` (``<task>_<algo>_...``
 for an algorithm other than QMIX); its run folder is temporary. Not resumable: a stopped run
-starts again (about 5 minutes for 150k MPE steps, 25 for 500k of OW-QMIX on SMAX 2s3z).
+starts again (about 5 minutes for 150k MPE steps, 11-21 for 500k of OW-QMIX on SMAX 2s3z).
 ``--set KEY=VALUE`` (repeatable) changes a setting to try a remedy: a run the study did not
 make, recorded under a name that carries the change and drawn in a figure of its own beside
 the study's run of the same variant and seed.
