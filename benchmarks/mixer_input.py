@@ -421,7 +421,9 @@ def input_stats(x: np.ndarray) -> dict[str, float]:
     }
 
 
-def random_play(task: str, steps: int = INPUT_STEPS, envs: int = 8) -> tuple[Any, Any]:
+def random_play(
+    task: str, steps: int = INPUT_STEPS, envs: int = 8
+) -> tuple[np.ndarray, np.ndarray]:
     """The states ``[R, S]`` and joint observations ``[R, N * O]`` of ``envs`` environments of
     ``task`` (its study settings) under uniformly random available actions for ``steps`` steps
     each, every finished episode reset (R = steps * envs); seeded, so the same every time."""
